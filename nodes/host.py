@@ -1,0 +1,46 @@
+"""What nodes need from the running ComfyUI: model folders, the device, progress and interrupts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def full_path(kind: str, name: str) -> Path:
+    import folder_paths
+
+    return Path(folder_paths.get_full_path_or_raise(kind, name))
+
+
+def file_list(kind: str) -> list[str]:
+    import folder_paths
+
+    return folder_paths.get_filename_list(kind)
+
+
+def models_root() -> Path:
+    import folder_paths
+
+    return Path(folder_paths.models_dir)
+
+
+def torch_device() -> str:
+    import comfy.model_management
+
+    return str(comfy.model_management.get_torch_device())
+
+
+def progress_callback():
+    """on_step(done, total) for the engine: moves ComfyUI's progress bar and raises if the user interrupted."""
+    import comfy.model_management
+    import comfy.utils
+
+    bar = None
+
+    def on_step(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = comfy.utils.ProgressBar(total)
+        bar.update_absolute(done, total)
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+    return on_step

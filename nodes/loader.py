@@ -1,0 +1,59 @@
+"""SDXLKit_Loader: an SDXL checkpoint (with its own or an external VAE) loaded by the engine and kept cached."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..sdxlkit.loading.cache import MODEL_CACHE
+from ..sdxlkit.loading.components import SDXLComponents
+from ..sdxlkit.loading.loader import ModelSpec
+from ..sdxlkit.loading.precision import PRECISIONS
+from ..sdxlkit.registry import ModelsDir
+from . import host
+from ._api import io
+from .types import SdxlModel
+
+OWN_VAE = "(checkpoint's own)"
+
+
+@dataclass
+class LoadedModel:
+    """What flows along an SDXLKIT_MODEL link: the engine's components and how the task names the files."""
+
+    components: SDXLComponents
+    spec: ModelSpec
+    model_ref: str
+    vae_ref: str | None
+
+
+class SDXLKitLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="SDXLKit_Loader",
+            display_name="SDXL Loader (VAE fix)",
+            category="sdxlkit",
+            description="Loads an SDXL checkpoint (single file in Stability's layout). The VAE is the checkpoint's "
+                        "own or a file from models/vae; any NaN decode is redone in float32.",
+            inputs=[
+                io.Combo.Input("ckpt_name", options=host.file_list("checkpoints"), tooltip="SDXL checkpoint (.safetensors)"),
+                io.Combo.Input("vae_name", options=[OWN_VAE, *host.file_list("vae")], default=OWN_VAE,
+                               tooltip="e.g. sdxl-vae-fp16-fix.safetensors; fp16 is used only for a VAE known to be fp16-safe"),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
+                               tooltip="auto: fp32 on CPU, bf16 on CUDA when supported, else fp32"),
+            ],
+            outputs=[SdxlModel.Output(display_name="model")],
+        )
+
+    @classmethod
+    def execute(cls, ckpt_name: str, vae_name: str, precision: str) -> io.NodeOutput:
+        checkpoint = host.full_path("checkpoints", ckpt_name)
+        vae = None if vae_name == OWN_VAE else host.full_path("vae", vae_name)
+        spec = ModelSpec(checkpoint=checkpoint, vae=vae, precision=precision, device=host.torch_device())
+        models = ModelsDir(host.models_root())
+        loaded = LoadedModel(
+            components=MODEL_CACHE.get(spec), spec=spec,
+            model_ref=models.reference_for(checkpoint, "checkpoints"),
+            vae_ref=None if vae is None else models.reference_for(vae, "vae"),
+        )
+        return io.NodeOutput(loaded)

@@ -1,0 +1,35 @@
+"""Node widgets whose range, step and default come from the imageInference schema (one source of truth)."""
+
+from __future__ import annotations
+
+from ..sdxlkit.task import schema
+from ..sdxlkit.task.model import LOCAL_DEFAULTS
+from ._api import io
+
+# Upper bounds for widgets whose schema field has none.
+OPEN_MAXIMUM = {"outpaint.top": 2048, "outpaint.right": 2048, "outpaint.bottom": 2048, "outpaint.left": 2048}
+
+
+def _bounds(path: str) -> dict:
+    f = schema.field(path)
+    default = f.get("default", LOCAL_DEFAULTS.get(path))
+    return {"min": f.get("minimum"), "max": f.get("maximum", OPEN_MAXIMUM.get(path)), "default": default}
+
+
+def int_widget(id: str, path: str, **kwargs) -> io.Int.Input:
+    b = _bounds(path)
+    b.update(kwargs)
+    b.setdefault("step", schema.field(path).get("multipleOf", 1))
+    if b["default"] is None:
+        b["default"] = b["min"]
+    return io.Int.Input(id, **b)
+
+
+def float_widget(id: str, path: str, step: float = 0.01, **kwargs) -> io.Float.Input:
+    b = _bounds(path)
+    b.update(kwargs)
+    return io.Float.Input(id, step=step, round=step, **b)
+
+
+def combo_widget(id: str, path: str, **kwargs) -> io.Combo.Input:
+    return io.Combo.Input(id, options=schema.enum(path), default=schema.default(path), **kwargs)

@@ -1,0 +1,147 @@
+"""Command line: `sdxlkit run`, `sdxlkit validate`, `sdxlkit demo`. Runs without ComfyUI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .errors import SdxlKitError, TaskValidationError
+
+DEMO_PROMPT = "a lighthouse on a cliff at sunset, dramatic sky"
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("SDXLKIT_CACHE", Path.home() / ".cache" / "sdxlkit"))
+
+
+def _progress():
+    """A tqdm bar fed by the engine's on_step(done, total) callback."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def on_step(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None or bar.total != total or done < bar.n:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=total, desc="sampling", unit="step", file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+
+    return on_step
+
+
+def _options(args):
+    from .runner import RunOptions
+
+    return RunOptions(models_dir=Path(args.models), out_dir=Path(args.out), device=args.device,
+                      precision=args.precision, allow_urls=args.allow_urls, allow_pickle=args.allow_pickle,
+                      base_dir=getattr(args, "base_dir", None))
+
+
+def cmd_validate(args) -> int:
+    from .task.model import load_tasks
+
+    tasks = load_tasks(args.task)
+    print(f"{args.task}: {len(tasks)} valid imageInference task(s)")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .runner import run_tasks
+    from .task.model import load_tasks
+
+    args.base_dir = Path(args.task).resolve().parent
+    results = run_tasks(load_tasks(args.task), _options(args), on_step=_progress())
+    print(json.dumps({"data": results}, indent=2))
+    return 0
+
+
+def _tiny_checkpoint() -> Path:
+    from .tiny import build_tiny_components, write_single_file
+
+    path = _cache_dir() / "demo" / "tiny-random-sdxl.safetensors"
+    if not path.exists():
+        print(f"writing a tiny random-weight SDXL checkpoint to {path}", file=sys.stderr)
+        write_single_file(build_tiny_components("tiny", seed=0), path)
+    return path
+
+
+def cmd_demo(args) -> int:
+    from .runner import run_tasks
+    from .task.model import new_task_uuid, parse_tasks
+
+    if args.checkpoint:
+        checkpoint = Path(args.checkpoint).resolve()
+        size, steps = args.size or 1024, args.steps or 30
+    else:
+        checkpoint = _tiny_checkpoint()
+        size, steps = args.size or 256, args.steps or 20
+        print("NOTE: this demo model has RANDOM weights: the image shows the pipeline ran end to end, not a picture. "
+              "Run `sdxlkit demo --checkpoint YOUR_SDXL.safetensors` for a real one.", file=sys.stderr)
+    task = {"taskType": "imageInference", "taskUUID": new_task_uuid(), "model": str(checkpoint),
+            "positivePrompt": DEMO_PROMPT, "negativePrompt": "blurry, low quality", "width": size, "height": size,
+            "steps": steps, "CFGScale": 6.5, "seed": args.seed, "outputType": "URL", "outputFormat": "PNG"}
+    args.models = args.models or str(checkpoint.parent)
+    results = run_tasks(parse_tasks(task), _options(args), on_step=_progress())
+    print(json.dumps({"data": results}, indent=2))
+    for result in results:
+        print(f"wrote {result['imageURL']}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sdxlkit", description="Run SDXL imageInference tasks locally (no ComfyUI needed).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what is loaded and why")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def run_flags(p, models_default):
+        p.add_argument("--models", default=models_default, help="models folder (checkpoints/, vae/, sdxlkit_models.json)")
+        p.add_argument("--out", default="output", help="folder for images when outputType is URL (default: ./output)")
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+        p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+        p.add_argument("--allow-urls", action="store_true", help="let tasks reference http(s) image URLs")
+        p.add_argument("--allow-pickle", action="store_true", help="allow .ckpt/.pt weight files (they can run code)")
+
+    p = sub.add_parser("run", help="run a task file (one task or an array) and print the results as JSON")
+    p.add_argument("task")
+    run_flags(p, os.environ.get("SDXLKIT_MODELS", "models"))
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="check a task file against the imageInference format")
+    p.add_argument("task")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("demo", help="run a demo task end to end (a tiny random-weight model unless --checkpoint)")
+    p.add_argument("--checkpoint", help="a real SDXL checkpoint (.safetensors) or diffusers folder")
+    p.add_argument("--size", type=int, help="width and height (default 256 tiny, 1024 real)")
+    p.add_argument("--steps", type=int, help="denoising steps (default 20 tiny, 30 real)")
+    p.add_argument("--seed", type=int, default=42)
+    run_flags(p, None)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1")):
+        os.environ.setdefault(name, value)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except TaskValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SdxlKitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Sampling: txt2img, img2img, inpaint and outpaint on loaded SDXL components, through diffusers' SDXL pipelines.
+
+The pipelines only denoise (output_type="latent"): prompts are encoded by sdxlkit.prompts (unlimited length,
+clip skip, weighting) and pixels go through the guarded VAE in sdxlkit.vae.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import masking, vae
+from .loading.components import SDXLComponents
+from .prompts import encode_prompts
+from .schedulers import make_scheduler
+
+OnStep = Callable[[int, int], None]
+
+
+@dataclass
+class Generation:
+    """Everything one run needs, already validated and decoded (images are PIL)."""
+
+    prompt: str
+    negative_prompt: str | None
+    width: int
+    height: int
+    steps: int
+    cfg: float
+    scheduler: str
+    seed: int
+    count: int = 1
+    clip_skip: int = 0
+    weighting: str | None = None
+    strength: float = 0.8
+    seed_image: Image.Image | None = None
+    mask_image: Image.Image | None = None
+    mask_margin: int | None = None
+    outpaint: dict | None = None
+    outpaint_blur: int = 0
+
+    @property
+    def mode(self) -> str:
+        if self.outpaint:
+            return "outpaint"
+        if self.mask_image is not None:
+            return "inpaint"
+        return "img2img" if self.seed_image is not None else "txt2img"
+
+
+def _pipeline(kind: str, components: SDXLComponents, scheduler):
+    from diffusers import (
+        StableDiffusionXLImg2ImgPipeline,
+        StableDiffusionXLInpaintPipeline,
+        StableDiffusionXLPipeline,
+    )
+
+    cls = {"txt2img": StableDiffusionXLPipeline, "img2img": StableDiffusionXLImg2ImgPipeline,
+           "inpaint": StableDiffusionXLInpaintPipeline}[kind]
+    pipe = cls(**components.modules(), scheduler=scheduler, force_zeros_for_empty_prompt=True, add_watermarker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _to_tensor(image: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    arrays = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    return [Image.fromarray(a) for a in arrays]
+
+
+def _denoise(components: SDXLComponents, gen: Generation, kind: str, seed: int, embeds, on_step, *,
+             image_latents=None, mask: Image.Image | None = None, strength: float | None = None) -> torch.Tensor:
+    pipe = _pipeline(kind, components, make_scheduler(gen.scheduler, components.scheduler_config))
+    generator = torch.Generator("cpu").manual_seed(seed)
+
+    def callback(p, i, t, kwargs):
+        if on_step is not None:
+            on_step(i + 1, p.num_timesteps)
+        return kwargs
+
+    kwargs = dict(prompt_embeds=embeds.prompt_embeds, pooled_prompt_embeds=embeds.pooled_prompt_embeds,
+                  negative_prompt_embeds=embeds.negative_prompt_embeds,
+                  negative_pooled_prompt_embeds=embeds.negative_pooled_prompt_embeds,
+                  num_inference_steps=gen.steps, guidance_scale=gen.cfg, generator=generator,
+                  width=gen.width, height=gen.height, output_type="latent", callback_on_step_end=callback)
+    if kind != "txt2img":
+        kwargs.update(image=image_latents, strength=strength)
+    if kind == "inpaint":
+        kwargs.update(mask_image=mask)
+    return pipe(**kwargs).images
+
+
+def _source_latents(components: SDXLComponents, image: Image.Image, seed: int) -> torch.Tensor:
+    generator = torch.Generator("cpu").manual_seed(seed)
+    return vae.encode(components, _to_tensor(image), generator).to(components.device, components.dtype)
+
+
+def _generate_one(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> Image.Image:
+    size = (gen.width, gen.height)
+    if gen.mode == "txt2img":
+        return to_pil(vae.decode(components, _denoise(components, gen, "txt2img", seed, embeds, on_step)))[0]
+    if gen.mode == "img2img":
+        source = gen.seed_image.resize(size, Image.LANCZOS) if gen.seed_image.size != size else gen.seed_image
+        latents = _denoise(components, gen, "img2img", seed, embeds, on_step,
+                           image_latents=_source_latents(components, source, seed), strength=gen.strength)
+        return to_pil(vae.decode(components, latents))[0]
+
+    if gen.mode == "outpaint":
+        o = gen.outpaint
+        full, mask = masking.outpaint_canvas(gen.seed_image, o.get("top", 0), o.get("right", 0), o.get("bottom", 0), o.get("left", 0))
+        strength, feather, box = gen.strength, gen.outpaint_blur, (0, 0) + size
+    else:
+        full = gen.seed_image.resize(size, Image.LANCZOS) if gen.seed_image.size != size else gen.seed_image
+        mask = gen.mask_image.resize(size, Image.LANCZOS)
+        strength, feather = gen.strength, masking.INPAINT_FEATHER
+        box = (0, 0) + size if gen.mask_margin is None else masking.crop_region(mask, gen.mask_margin, gen.width / gen.height)
+    source = full.crop(box).resize(size, Image.LANCZOS)
+    source_mask = mask.crop(box).resize(size, Image.LANCZOS)
+    latents = _denoise(components, gen, "inpaint", seed, embeds, on_step,
+                       image_latents=_source_latents(components, source, seed), mask=source_mask, strength=strength)
+    painted = to_pil(vae.decode(components, latents))[0]
+    return masking.paste_feathered(full, painted, mask, box, feather)
+
+
+@torch.inference_mode()
+def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None) -> list[tuple[Image.Image, int]]:
+    """Run `gen.count` images with seeds seed, seed+1, ...; returns (image, seed) pairs.
+
+    on_step(done, total) is called after every denoising step; whatever it raises (an interrupt) propagates."""
+    guidance = gen.cfg > 1
+    embeds = encode_prompts((components.tokenizer, components.tokenizer_2),
+                            (components.text_encoder, components.text_encoder_2),
+                            gen.prompt, gen.negative_prompt if guidance else None,
+                            clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
+    results = []
+    for index in range(gen.count):
+        seed = gen.seed + index
+
+        def image_step(done: int, total: int, index=index):
+            if on_step is not None:
+                on_step(index * total + done, gen.count * total)
+
+        results.append((_generate_one(components, gen, seed, embeds, image_step), seed))
+    return results

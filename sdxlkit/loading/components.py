@@ -1,0 +1,30 @@
+"""The loaded parts of an SDXL model, as one object the sampler and the VAE guard work on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SDXLComponents:
+    unet: Any
+    vae: Any
+    text_encoder: Any
+    text_encoder_2: Any
+    tokenizer: Any
+    tokenizer_2: Any
+    scheduler_config: dict
+    source: str
+    vae_fp16_safe: bool = False
+    device: str = "cpu"
+    # float32 twin of the VAE, made on first need by the NaN guard
+    vae_fp32: Any = field(default=None, repr=False)
+
+    @property
+    def dtype(self):
+        return self.unet.dtype
+
+    def modules(self) -> dict:
+        return {"unet": self.unet, "vae": self.vae, "text_encoder": self.text_encoder,
+                "text_encoder_2": self.text_encoder_2, "tokenizer": self.tokenizer, "tokenizer_2": self.tokenizer_2}

@@ -1,0 +1,62 @@
+"""Load an SDXL model (single file or diffusers folder, optional external VAE) into SDXLComponents."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from ..errors import ModelNotFound
+from .components import SDXLComponents
+from .diffusers_folder import is_diffusers_folder, load_diffusers_folder
+from .precision import resolve_dtypes
+from .single_file import load_single_file
+from .tokenizers import load_clip_tokenizers
+from .vae_file import load_vae_file
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to load; also the cache key (with the files' size and mtime, so a replaced file is reloaded)."""
+
+    checkpoint: Path
+    vae: Path | None = None
+    precision: str = "auto"
+    device: str = "cpu"
+    allow_pickle: bool = False
+
+    def cache_key(self) -> tuple:
+        def stamp(p: Path | None):
+            if p is None:
+                return None
+            st = Path(p).stat()
+            return (str(Path(p).resolve()), st.st_size, st.st_mtime_ns)
+
+        return (stamp(self.checkpoint), stamp(self.vae), self.precision, self.device, self.allow_pickle)
+
+
+def load_sdxl(spec: ModelSpec) -> SDXLComponents:
+    for path in (spec.checkpoint, spec.vae):
+        if path is not None and not Path(path).exists():
+            raise ModelNotFound(f"{path}: no such file or folder")
+    dtypes = partial(resolve_dtypes, spec.precision, spec.device)
+    if is_diffusers_folder(spec.checkpoint):
+        modules, configs = load_diffusers_folder(spec.checkpoint, dtypes=dtypes, load_vae=spec.vae is None)
+    else:
+        modules, configs = load_single_file(spec.checkpoint, dtypes=dtypes, load_vae=spec.vae is None,
+                                            allow_pickle=spec.allow_pickle)
+    if spec.vae is not None:
+        modules["vae"], vae_fp16_safe = load_vae_file(spec.vae, dtypes=dtypes, allow_pickle=spec.allow_pickle)
+    else:
+        vae_fp16_safe = configs["vae"].get("force_upcast", True) is False
+    tokenizer, tokenizer_2 = load_clip_tokenizers()
+    for module in modules.values():
+        module.to(spec.device)
+    log.info("loaded %s (unet %s, vae %s) on %s", Path(spec.checkpoint).name, modules["unet"].dtype,
+             modules["vae"].dtype, spec.device)
+    return SDXLComponents(**modules, tokenizer=tokenizer, tokenizer_2=tokenizer_2,
+                          scheduler_config=dict(configs["scheduler"]), source=str(spec.checkpoint),
+                          vae_fp16_safe=vae_fp16_safe, device=spec.device)

@@ -1,0 +1,54 @@
+"""Pixel geometry for inpaint and outpaint: the crop around a mask, the outpaint canvas, and feathered pasting."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+# Feather of the paste-back seam when inpainting (A1111's default mask blur).
+INPAINT_FEATHER = 4
+
+
+def mask_bbox(mask: Image.Image) -> tuple[int, int, int, int] | None:
+    """Box (x0, y0, x1, y1) around the pixels to repaint (mask >= 128), or None for an empty mask."""
+    return mask.point(lambda v: 255 if v >= 128 else 0).getbbox()
+
+
+def crop_region(mask: Image.Image, margin: int, aspect: float) -> tuple[int, int, int, int]:
+    """The mask's box grown by `margin` on each side, then widened to `aspect` (w/h) and kept inside the image,
+    like A1111's "inpaint only masked"."""
+    width, height = mask.size
+    box = mask_bbox(mask) or (0, 0, width, height)
+    x0, y0 = max(box[0] - margin, 0), max(box[1] - margin, 0)
+    x1, y1 = min(box[2] + margin, width), min(box[3] + margin, height)
+    w, h = x1 - x0, y1 - y0
+    if w / h < aspect:
+        w = min(round(h * aspect), width)
+    else:
+        h = min(round(w / aspect), height)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    nx0 = int(min(max(round(cx - w / 2), 0), width - w))
+    ny0 = int(min(max(round(cy - h / 2), 0), height - h))
+    return nx0, ny0, nx0 + w, ny0 + h
+
+
+def feathered(mask: Image.Image, radius: int) -> Image.Image:
+    return mask.filter(ImageFilter.GaussianBlur(radius)) if radius > 0 else mask
+
+
+def paste_feathered(base: Image.Image, patch: Image.Image, mask: Image.Image, box: tuple[int, int, int, int], radius: int) -> Image.Image:
+    """`base` with `patch` (resized to `box`) blended in where `mask` (of base's size) is white, seam blurred by radius."""
+    out = base.copy()
+    size = (box[2] - box[0], box[3] - box[1])
+    alpha = feathered(mask, radius).crop(box)
+    out.paste(patch.resize(size, Image.LANCZOS) if patch.size != size else patch, box[:2], alpha)
+    return out
+
+
+def outpaint_canvas(image: Image.Image, top: int, right: int, bottom: int, left: int) -> tuple[Image.Image, Image.Image]:
+    """The image on a larger canvas whose new border repeats the edge pixels, and the mask of that border (white)."""
+    pixels = np.asarray(image.convert("RGB"))
+    canvas = np.pad(pixels, ((top, bottom), (left, right), (0, 0)), mode="edge")
+    mask = np.full(canvas.shape[:2], 255, dtype=np.uint8)
+    mask[top : top + pixels.shape[0], left : left + pixels.shape[1]] = 0
+    return Image.fromarray(canvas), Image.fromarray(mask)

@@ -1,0 +1,47 @@
+"""Text metadata inside saved images, where ComfyUI puts it: PNG text chunks, or EXIF entries "key:value" for
+JPG/WEBP (0x0110 Model for the first key, then 0x010F Make, 0x010E ... as ComfyUI's WEBP saver does)."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from .images import FORMATS
+
+TASK_KEY = "sdxlkit_task"
+_FIRST_EXIF_TAG = 0x0110
+
+
+def encode_with_metadata(image: Image.Image, fmt: str, quality: int, texts: dict[str, str]) -> bytes:
+    pil_format = FORMATS[fmt][0]
+    buffer = io.BytesIO()
+    if pil_format == "PNG":
+        info = PngInfo()
+        for key, value in texts.items():
+            info.add_text(key, value)
+        image.save(buffer, format="PNG", pnginfo=info, compress_level=4)
+        return buffer.getvalue()
+    exif = Image.Exif()
+    for offset, (key, value) in enumerate(texts.items()):
+        exif[_FIRST_EXIF_TAG - offset] = f"{key}:{value}"
+    rgb = image.convert("RGB")
+    if pil_format == "JPEG":
+        rgb.save(buffer, format="JPEG", quality=quality, exif=exif)
+    else:
+        rgb.save(buffer, format="WEBP", quality=quality, exif=exif)
+    return buffer.getvalue()
+
+
+def read_texts(data: bytes) -> dict[str, str]:
+    """The text metadata of an image written by encode_with_metadata (or by ComfyUI)."""
+    image = Image.open(io.BytesIO(data))
+    if image.format == "PNG":
+        return dict(image.text)
+    texts = {}
+    for value in image.getexif().values():
+        if isinstance(value, str) and ":" in value:
+            key, _, text = value.partition(":")
+            texts[key] = text
+    return texts

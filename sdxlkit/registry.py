@@ -1,0 +1,75 @@
+"""Where model references point: canonical ids (civitai:101055@128078) and local names, resolved to files.
+
+A models folder has one subfolder per kind, named as in ComfyUI (checkpoints, vae, loras, controlnet, ipadapter,
+upscale_models, ...). The file `sdxlkit_models.json` in it maps ids to paths relative to the folder, e.g.
+    {"civitai:101055@128078": "checkpoints/sd_xl_base_1.0_0.9vae.safetensors"}
+and overrides the built-in defaults below. Later features use the same registry for their kinds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelNotFound, SdxlKitError
+
+MAPPING_FILE = "sdxlkit_models.json"
+DEFAULT_IDS = {
+    "civitai:101055@128078": "checkpoints/sd_xl_base_1.0_0.9vae.safetensors",
+}
+WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+
+
+@dataclass(frozen=True)
+class ModelsDir:
+    root: Path
+
+    def mapping(self) -> dict[str, str]:
+        mapping = dict(DEFAULT_IDS)
+        path = self.root / MAPPING_FILE
+        if path.is_file():
+            try:
+                user = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise SdxlKitError(f"{path}: not valid JSON ({exc})") from None
+            if not isinstance(user, dict) or not all(isinstance(v, str) for v in user.values()):
+                raise SdxlKitError(f"{path}: must be a JSON object mapping model ids to relative file paths")
+            mapping.update(user)
+        return mapping
+
+    def resolve(self, ref: str, kind: str = "checkpoints") -> Path:
+        """A file or diffusers folder for `ref`: a mapped id, an absolute path, or a name inside root/kind."""
+        tried: list[str] = []
+        mapping = self.mapping()
+        if ref in mapping:
+            path = self.root / mapping[ref]
+            if path.exists():
+                return path
+            tried.append(f"{path} (mapped from {ref!r} by {self.root / MAPPING_FILE if ref not in DEFAULT_IDS else 'the default mapping'})")
+        candidate = Path(ref).expanduser()
+        if candidate.is_absolute():
+            if candidate.exists():
+                return candidate
+            tried.append(str(candidate))
+        else:
+            folder = self.root / kind
+            for name in (ref, *(ref + s for s in WEIGHT_SUFFIXES)):
+                path = folder / name
+                if path.exists():
+                    return path
+            tried.append(str(folder / ref))
+        hint = (f"put the file into {self.root / kind}, or map the id in {self.root / MAPPING_FILE} "
+                f'like {{"{ref}": "{kind}/<file name>"}}')
+        raise ModelNotFound(f"model {ref!r} not found (looked for {'; '.join(tried)}); {hint}")
+
+    def reference_for(self, path: Path, kind: str = "checkpoints") -> str:
+        """The reference to write into a task for a local file: its mapped id if there is one, else its name."""
+        path = Path(path).resolve()
+        for model_id, rel in self.mapping().items():
+            if (self.root / rel).resolve() == path:
+                return model_id
+        try:
+            return str(path.relative_to((self.root / kind).resolve()))
+        except ValueError:
+            return str(path)

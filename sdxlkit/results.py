@@ -1,0 +1,56 @@
+"""Finished images as API-shaped result objects, written to disk atomically when the output type is URL."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+from PIL import Image
+
+from .images import FORMATS, data_uri
+from .metadata import TASK_KEY, encode_with_metadata
+from .task.model import Task
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def seeded_task(task_data: dict, seed: int) -> dict:
+    """The task that reproduces one image of a run."""
+    return {k: v for k, v in task_data.items() if k != "numberResults"} | {"seed": seed}
+
+
+def image_result(task: Task, image: Image.Image, seed: int, out_dir: Path | None) -> dict:
+    fmt = task.get("outputFormat")
+    texts = {TASK_KEY: json.dumps(seeded_task(task.data, seed))}
+    data = encode_with_metadata(image, fmt, task.get("outputQuality"), texts)
+    image_uuid = str(uuid.uuid4())
+    result = {"taskType": "imageInference", "taskUUID": task.uuid, "imageUUID": image_uuid, "seed": seed}
+    output_type = task.get("outputType")
+    if output_type == "base64Data":
+        result["imageBase64Data"] = base64.b64encode(data).decode("ascii")
+    elif output_type == "dataURI":
+        result["imageDataURI"] = data_uri(data, fmt)
+    else:
+        if out_dir is None:
+            raise ValueError("outputType URL needs an output folder")
+        path = Path(out_dir).resolve() / f"{image_uuid}.{FORMATS[fmt][2]}"
+        write_atomic(path, data)
+        result["imageURL"] = path.as_uri()
+    if task.get("includeCost"):
+        result["cost"] = 0
+    return result

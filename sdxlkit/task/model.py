@@ -1,0 +1,79 @@
+"""A validated imageInference task: the JSON object as given, plus schema defaults on read."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from . import schema
+from .validate import validate_tasks
+
+# Fields the engine cannot execute yet. Each later feature removes its entry.
+NOT_EXECUTABLE_YET = (
+    "lora", "controlNet", "ipAdapters", "photoMaker", "ultralytics", "hiresFix", "acceleratorOptions",
+    "refiner", "embeddings", "safety", "webhookURL", "uploadEndpoint", "ttl",
+)
+
+# Defaults for fields whose schema gives none (the server's behaviour is undocumented there).
+LOCAL_DEFAULTS = {"CFGScale": 7.0, "clipSkip": 0}
+
+
+class Task:
+    """Keeps exactly the keys the user set (round trips stay stable); `get` falls back to the schema default."""
+
+    def __init__(self, data: dict):
+        self.data = data
+
+    def get(self, path: str, fallback: Any = None) -> Any:
+        node: Any = self.data
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                value = schema.default(path)
+                if value is None:
+                    value = LOCAL_DEFAULTS.get(path)
+                return fallback if value is None else value
+            node = node[part]
+        return node
+
+    def has(self, path: str) -> bool:
+        node: Any = self.data
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    @property
+    def uuid(self) -> str:
+        return self.data["taskUUID"]
+
+    def not_executable_fields(self) -> list[str]:
+        fields = [name for name in NOT_EXECUTABLE_YET if name in self.data]
+        if self.data.get("deliveryMethod") == "async":
+            fields.append("deliveryMethod=async")
+        return fields
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.data, indent=indent)
+
+
+def parse_tasks(data: Any) -> list[Task]:
+    """Validate an object or array of tasks (already parsed JSON) and wrap each."""
+    return [Task(t) for t in validate_tasks(data)]
+
+
+def load_tasks(path: str | Path) -> list[Task]:
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        from ..errors import Problem, TaskValidationError
+
+        raise TaskValidationError([Problem("$", f"{path} is not valid JSON: {exc}")]) from None
+    return parse_tasks(data)
+
+
+def new_task_uuid() -> str:
+    return str(uuid.uuid4())

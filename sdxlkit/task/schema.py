@@ -1,0 +1,50 @@
+"""The imageInference JSON schema shipped with the package: the single source of every field's range and default."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "spec" / "imageInference.schema.json"
+CANONICAL_MODEL_ID = "civitai:101055@128078"
+
+
+@lru_cache(maxsize=1)
+def vendor_schema() -> dict:
+    """The schema exactly as the cloud API describes it."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def local_schema() -> dict:
+    """The schema for local runs: `model` may also be a local reference (file name, path or diffusers folder).
+
+    Which references exist is checked when the model is resolved, before anything is loaded.
+    """
+    schema = copy.deepcopy(vendor_schema())
+    model = schema["properties"]["model"]
+    model.pop("const", None)
+    model["minLength"] = 1
+    return schema
+
+
+def field(path: str) -> dict:
+    """The sub-schema of a dotted field path: "width", "outpaint.blur", "lora[].weight"."""
+    node: Any = local_schema()
+    for part in path.split("."):
+        is_item = part.endswith("[]")
+        node = node["properties"][part.removesuffix("[]")]
+        if is_item:
+            node = node["items"]
+    return node
+
+
+def default(path: str) -> Any:
+    return field(path).get("default")
+
+
+def enum(path: str) -> list:
+    return list(field(path)["enum"])

@@ -1,0 +1,201 @@
+"""Validation of imageInference tasks: the schema's rules plus the cross-field rules it cannot express.
+
+Every problem is reported at once, each with its JSON path and what is allowed there.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any, Iterable
+
+from ..errors import Problem, TaskValidationError
+from .schema import local_schema
+
+_STEP_PAIRS = (("startStep", "startStepPercentage"), ("endStep", "endStepPercentage"))
+_CACHE_PAIRS = (("cacheStartStep", "cacheStartStepPercentage"), ("cacheEndStep", "cacheEndStepPercentage"))
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(local_schema())
+
+
+def _json_path(parts: Iterable[Any], root: str = "$") -> str:
+    out = root
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def describe_allowed(schema: dict) -> str:
+    """Human description of what a sub-schema allows, e.g. "an integer in 128..2048, a multiple of 8"."""
+    if "const" in schema:
+        return f"exactly {_show(schema['const'])}"
+    if "enum" in schema:
+        values = schema["enum"]
+        shown = ", ".join(_show(v) for v in values[:12]) + (f", ... ({len(values)} values)" if len(values) > 12 else "")
+        return f"one of {shown}"
+    for key in ("oneOf", "anyOf"):
+        if key in schema and "type" not in schema:
+            return " or ".join(describe_allowed(s) for s in schema[key])
+    kind = schema.get("type")
+    noun = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+            "object": "an object", "array": "an array"}.get(kind, "a value")
+    lo, hi = schema.get("minimum"), schema.get("maximum")
+    if lo is not None and hi is not None:
+        noun += f" in {lo}..{hi}"
+    elif lo is not None:
+        noun += f" >= {lo}"
+    elif hi is not None:
+        noun += f" <= {hi}"
+    if "multipleOf" in schema:
+        noun += f", a multiple of {schema['multipleOf']}"
+    if kind == "string":
+        lo, hi = schema.get("minLength"), schema.get("maxLength")
+        if lo is not None and hi is not None:
+            noun += f" of {lo}..{hi} characters"
+        elif lo is not None:
+            noun += f" of at least {lo} character(s)"
+        if "pattern" in schema and schema.get("format") == "uuid":
+            noun += " holding a UUID v4"
+    if kind == "array":
+        lo, hi = schema.get("minItems"), schema.get("maxItems")
+        if lo is not None or hi is not None:
+            noun += f" of {lo or 0}..{hi if hi is not None else 'any'} items"
+    if kind == "object" and "properties" in schema:
+        noun += " with fields " + ", ".join(schema["properties"])
+    return noun
+
+
+def _problem_from_error(error, root: str) -> list[Problem]:
+    path = _json_path(error.absolute_path, root)
+    kind = error.validator
+    if kind == "anyOf" and error.context and all(e.validator == "required" for e in error.context):
+        needed = [e.message.split("'")[1] for e in error.context]
+        return [Problem(path, "needs at least one of " + ", ".join(needed))]
+    if kind in ("oneOf", "anyOf") and error.context:
+        # Report the problems of the alternative the value was meant for (the one whose type/const matched).
+        by_branch: dict[int, list] = {}
+        for sub in error.context:
+            by_branch.setdefault(sub.schema_path[0], []).append(sub)
+        fitting = [errs for errs in by_branch.values()
+                   if not any(e.validator in ("type", "const") and not e.relative_path for e in errs)]
+        if len(fitting) == 1 and any(e.relative_path or e.validator != "required" for e in fitting[0]):
+            return [p for sub in fitting[0] for p in _problem_from_error(sub, root)]
+        return [Problem(path, f"got {_show(error.instance)}; allowed: {describe_allowed(error.schema)}")]
+    if kind == "additionalProperties":
+        allowed = ", ".join(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return [Problem(_json_path([*error.absolute_path, name], root), f"unknown field {name!r}; allowed fields: {allowed}")
+                for name in extra]
+    if kind == "required":
+        name = error.message.split("'")[1]
+        return [Problem(_json_path([*error.absolute_path, name], root), "is required")]
+    if kind == "dependentRequired":
+        return [Problem(path, error.message.replace("is a dependency of", "is required when setting"))]
+    if kind == "not":
+        if not isinstance(error.instance, dict):
+            return []  # the type error of the same value is reported on its own
+        present = [k for k in error.validator_value.get("required", []) if k in error.instance]
+        return [Problem(path, f"set only one of {' or '.join(present)}: they are two ways to say the same thing")]
+    if kind == "allOf":
+        return [p for sub in error.context for p in _problem_from_error(sub, root)]
+    return [Problem(path, f"got {_show(error.instance)}; allowed: {describe_allowed(error.schema)}")]
+
+
+def _schema_problems(task: Any, root: str) -> list[Problem]:
+    errors = sorted(_validator().iter_errors(task), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    problems: list[Problem] = []
+    for error in errors:
+        for problem in _problem_from_error(error, root):
+            if problem not in problems:
+                problems.append(problem)
+    return problems
+
+
+def _number(value: Any) -> float | None:
+    """The value if it is a number (type errors are reported by the schema check), else None."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _window_problems(obj: dict, path: str, steps: int, start_key: str, end_key: str, pct: tuple[str, str]) -> list[Problem]:
+    """start < end, end <= steps, for a pair of absolute steps or a pair of percentages (or one of each)."""
+    problems = []
+    start, end, start_pct, end_pct = (_number(obj.get(k)) for k in (start_key, end_key, *pct))
+    start_abs = start if start is not None else (None if start_pct is None else steps * start_pct / 100)
+    end_abs = end if end is not None else (None if end_pct is None else steps * end_pct / 100)
+    if end is not None and end > steps:
+        problems.append(Problem(f"{path}.{end_key}", f"got {end}; must be <= steps ({steps})"))
+    if start is not None and start >= steps:
+        problems.append(Problem(f"{path}.{start_key}", f"got {start}; must be < steps ({steps})"))
+    if start_abs is not None and end_abs is not None and start_abs >= end_abs:
+        s_name = start_key if start is not None else pct[0]
+        e_name = end_key if end is not None else pct[1]
+        problems.append(Problem(f"{path}.{e_name}", f"must be after {s_name} (got start {obj.get(s_name)}, end {obj.get(e_name)})"))
+    return problems
+
+
+def _cross_field_problems(task: dict, root: str) -> list[Problem]:
+    problems: list[Problem] = []
+    steps = task.get("steps", local_schema()["properties"]["steps"]["default"])
+    inputs = task.get("inputs") if isinstance(task.get("inputs"), dict) else {}
+    if not isinstance(steps, int) or isinstance(steps, bool):
+        return problems
+    accel = task.get("acceleratorOptions")
+    if isinstance(accel, dict):
+        problems += _window_problems(accel, f"{root}.acceleratorOptions", steps, "cacheStartStep", "cacheEndStep",
+                                     ("cacheStartStepPercentage", "cacheEndStepPercentage"))
+    control_nets = task.get("controlNet") if isinstance(task.get("controlNet"), list) else []
+    for i, cn in enumerate(control_nets):
+        if isinstance(cn, dict):
+            problems += _window_problems(cn, f"{root}.controlNet[{i}]", steps, "startStep", "endStep",
+                                         ("startStepPercentage", "endStepPercentage"))
+    refiner = task.get("refiner")
+    if isinstance(refiner, dict) and _number(refiner.get("startStep")) is not None and refiner["startStep"] >= steps:
+        problems.append(Problem(f"{root}.refiner.startStep", f"got {refiner['startStep']}; must be < steps ({steps})"))
+    if "maskMargin" in task and "maskImage" not in inputs:
+        problems.append(Problem(f"{root}.maskMargin", "applies only to inpainting: set inputs.maskImage too, or remove maskMargin"))
+    if "strength" in task and "seedImage" not in inputs:
+        problems.append(Problem(f"{root}.strength", "applies only to img2img/inpaint/outpaint: set inputs.seedImage too, or remove strength"))
+    if "outpaint" in task and "seedImage" not in inputs:
+        problems.append(Problem(f"{root}.outpaint", "extends inputs.seedImage: set inputs.seedImage too"))
+    if "outpaint" in task and "maskImage" in inputs:
+        problems.append(Problem(f"{root}.inputs.maskImage", "cannot be combined with outpaint, which builds its own mask"))
+    return problems
+
+
+def task_problems(task: Any, root: str = "$") -> list[Problem]:
+    problems = _schema_problems(task, root)
+    if isinstance(task, dict):
+        problems += _cross_field_problems(task, root)
+    return problems
+
+
+def validate_task(task: Any) -> dict:
+    problems = task_problems(task)
+    if problems:
+        raise TaskValidationError(problems)
+    return task
+
+
+def validate_tasks(data: Any) -> list[dict]:
+    """An object (one task) or an array of tasks; returns the list. Problems of all tasks are reported together."""
+    if isinstance(data, dict):
+        return [validate_task(data)]
+    if not isinstance(data, list) or not data:
+        raise TaskValidationError([Problem("$", "must be a task object or a non-empty array of task objects")])
+    problems = [p for i, task in enumerate(data) for p in task_problems(task, f"$[{i}]")]
+    uuids = [t.get("taskUUID") for t in data if isinstance(t, dict) and t.get("taskUUID")]
+    for dup in sorted({u for u in uuids if uuids.count(u) > 1}):
+        problems.append(Problem("$", f"taskUUID {dup} is used by more than one task; each task needs its own"))
+    if problems:
+        raise TaskValidationError(problems)
+    return data

@@ -1,0 +1,90 @@
+"""VAE decode and encode with the NaN guard: a non-finite result is redone in float32, never returned.
+
+The SDXL VAE overflows float16 (activations beyond +-65504 become inf, then NaN: a black image). Each image is
+checked after decode/encode; a bad one is redone with a float32 copy of the VAE and a warning is logged.
+Large images are decoded in tiles, and so is any decode that runs out of memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import torch
+
+from .errors import SdxlKitError
+from .loading.components import SDXLComponents
+
+log = logging.getLogger(__name__)
+
+# Above this many output pixels the decode is tiled up front (2048x1024 and larger).
+TILE_ABOVE_PIXELS = 2048 * 1024
+
+
+def _vae_fp32(components: SDXLComponents):
+    if components.vae.dtype == torch.float32:
+        return components.vae
+    if components.vae_fp32 is None:
+        components.vae_fp32 = copy.deepcopy(components.vae).to(torch.float32)
+    return components.vae_fp32
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _decode_one(vae, z: torch.Tensor, tile: bool) -> torch.Tensor:
+    z = z.to(device=vae.device, dtype=vae.dtype)
+    if tile:
+        return vae.tiled_decode(z).sample
+    try:
+        return vae.decode(z).sample
+    except (torch.OutOfMemoryError, RuntimeError) as exc:
+        if not _is_oom(exc):
+            raise
+        log.warning("VAE decode ran out of memory; retrying in tiles")
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return vae.tiled_decode(z).sample
+
+
+def decode(components: SDXLComponents, latents: torch.Tensor) -> torch.Tensor:
+    """Latents [B,4,h,w] (scaled as the UNet sees them) -> images [B,3,H,W] float32 in 0..1 on the CPU."""
+    vae = components.vae
+    scale = vae.config.scaling_factor
+    tile = latents.shape[-1] * latents.shape[-2] * 64 > TILE_ABOVE_PIXELS
+    images = []
+    for i in range(latents.shape[0]):
+        z = latents[i : i + 1] / scale
+        image = _decode_one(vae, z, tile).float()
+        if not torch.isfinite(image).all():
+            log.warning("VAE decode in %s gave NaN/inf (image %d); redoing it in float32", vae.dtype, i)
+            image = _decode_one(_vae_fp32(components), z.float(), tile).float()
+            if not torch.isfinite(image).all():
+                raise SdxlKitError("VAE decode gave NaN/inf even in float32: the latents or the VAE weights are broken")
+        images.append((image / 2 + 0.5).clamp(0, 1).cpu())
+    return torch.cat(images)
+
+
+def _encode_one(vae, pixels: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    dist = vae.encode(pixels.to(device=vae.device, dtype=vae.dtype)).latent_dist
+    return dist.sample(generator=generator).float()
+
+
+def encode(components: SDXLComponents, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Images [B,3,H,W] in 0..1 -> latents [B,4,H/8,W/8] scaled by the VAE's scaling factor (float32)."""
+    vae = components.vae
+    out = []
+    for i in range(images.shape[0]):
+        pixels = images[i : i + 1] * 2 - 1
+        state = generator.get_state() if generator is not None else None
+        latent = _encode_one(vae, pixels, generator)
+        if not torch.isfinite(latent).all():
+            log.warning("VAE encode in %s gave NaN/inf (image %d); redoing it in float32", vae.dtype, i)
+            if state is not None:
+                generator.set_state(state)
+            latent = _encode_one(_vae_fp32(components), pixels.float(), generator)
+            if not torch.isfinite(latent).all():
+                raise SdxlKitError("VAE encode gave NaN/inf even in float32: the input image or the VAE weights are broken")
+        out.append(latent.cpu() * vae.config.scaling_factor)
+    return torch.cat(out)
