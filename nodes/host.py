@@ -44,3 +44,21 @@ def progress_callback():
         comfy.model_management.throw_exception_if_processing_interrupted()
 
     return on_step
+
+
+def release_models_with_comfy(release) -> None:
+    """Make ComfyUI's "free memory" (POST /free {"unload_models": true}, the Manager's unload button) also release
+    the engine's cached models: ComfyUI only frees models it manages and offers packs no hook, so its
+    unload_all_models is wrapped once."""
+    import comfy.model_management as mm
+
+    original = mm.unload_all_models
+    if getattr(original, "sdxlkit_release", False):
+        return
+
+    def unload_all_models(*args, **kwargs):
+        release()
+        return original(*args, **kwargs)
+
+    unload_all_models.sdxlkit_release = True
+    mm.unload_all_models = unload_all_models

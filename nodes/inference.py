@@ -5,13 +5,15 @@ from __future__ import annotations
 import io as _bytes_io
 import uuid
 
+import torch
+
 from ..sdxlkit.graph.inference_node import NODE_ID, task_from_widgets
 from ..sdxlkit.images import data_uri
 from ..sdxlkit.runner import generate_task
 from ..sdxlkit.task.model import parse_tasks
 from . import host
 from ._api import io
-from .tensors import image_to_pil, mask_to_pil, pil_to_image
+from .tensors import image_to_pil, mask_to_pil
 from .types import SdxlModel
 from .widgets import combo_widget, float_widget, int_widget
 
@@ -72,4 +74,5 @@ class SDXLKitInference(io.ComfyNode):
         )
         task = parse_tasks(task_data)[0]
         outputs = generate_task(model.components, task, images, host.progress_callback())
-        return io.NodeOutput(pil_to_image([image for image, _ in outputs]), task.to_json())
+        images = torch.cat([image for image, _ in outputs]).permute(0, 2, 3, 1).contiguous()
+        return io.NodeOutput(images, task.to_json())

@@ -14,9 +14,3 @@ def image_to_pil(image, index: int = 0) -> Image.Image:
 def mask_to_pil(mask, index: int = 0) -> Image.Image:
     m = mask if mask.ndim == 3 else mask[None]
     return Image.fromarray((m[index].detach().cpu().float().clamp(0, 1).numpy() * 255).round().astype(np.uint8), "L")
-
-
-def pil_to_image(images: list[Image.Image]):
-    import torch
-
-    return torch.from_numpy(np.stack([np.asarray(i.convert("RGB"), dtype=np.float32) / 255.0 for i in images]))

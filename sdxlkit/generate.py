@@ -75,6 +75,17 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(a) for a in arrays]
 
 
+def _paste(base: torch.Tensor, patch: torch.Tensor, mask: Image.Image, box: tuple[int, int, int, int], radius: int) -> torch.Tensor:
+    """`base` [1,3,H,W] with `patch` resized into `box`, blended where the feathered `mask` (base's size) is white."""
+    x0, y0, x1, y1 = box
+    if patch.shape[-2:] != (y1 - y0, x1 - x0):
+        patch = torch.nn.functional.interpolate(patch, size=(y1 - y0, x1 - x0), mode="bicubic", antialias=True).clamp(0, 1)
+    alpha = _to_tensor(masking.feathered(mask, radius).crop(box).convert("RGB"))[:, :1]
+    out = base.clone()
+    out[..., y0:y1, x0:x1] = base[..., y0:y1, x0:x1] * (1 - alpha) + patch * alpha
+    return out
+
+
 def _denoise(components: SDXLComponents, gen: Generation, kind: str, seed: int, embeds, on_step, *,
              image_latents=None, mask: Image.Image | None = None, strength: float | None = None) -> torch.Tensor:
     pipe = _pipeline(kind, components, make_scheduler(gen.scheduler, components.scheduler_config))
@@ -102,15 +113,15 @@ def _source_latents(components: SDXLComponents, image: Image.Image, seed: int) -
     return vae.encode(components, _to_tensor(image), generator).to(components.device, components.dtype)
 
 
-def _generate_one(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> Image.Image:
+def _generate_one(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
     size = (gen.width, gen.height)
     if gen.mode == "txt2img":
-        return to_pil(vae.decode(components, _denoise(components, gen, "txt2img", seed, embeds, on_step)))[0]
+        return vae.decode(components, _denoise(components, gen, "txt2img", seed, embeds, on_step))
     if gen.mode == "img2img":
         source = gen.seed_image.resize(size, Image.LANCZOS) if gen.seed_image.size != size else gen.seed_image
         latents = _denoise(components, gen, "img2img", seed, embeds, on_step,
                            image_latents=_source_latents(components, source, seed), strength=gen.strength)
-        return to_pil(vae.decode(components, latents))[0]
+        return vae.decode(components, latents)
 
     if gen.mode == "outpaint":
         o = gen.outpaint
@@ -125,13 +136,12 @@ def _generate_one(components: SDXLComponents, gen: Generation, seed: int, embeds
     source_mask = mask.crop(box).resize(size, Image.LANCZOS)
     latents = _denoise(components, gen, "inpaint", seed, embeds, on_step,
                        image_latents=_source_latents(components, source, seed), mask=source_mask, strength=strength)
-    painted = to_pil(vae.decode(components, latents))[0]
-    return masking.paste_feathered(full, painted, mask, box, feather)
+    return _paste(_to_tensor(full), vae.decode(components, latents), mask, box, feather)
 
 
 @torch.inference_mode()
-def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None) -> list[tuple[Image.Image, int]]:
-    """Run `gen.count` images with seeds seed, seed+1, ...; returns (image, seed) pairs.
+def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None) -> list[tuple[torch.Tensor, int]]:
+    """Run `gen.count` images with seeds seed, seed+1, ...; returns (image [1,3,H,W] float 0..1 on CPU, seed) pairs.
 
     on_step(done, total) is called after every denoising step; whatever it raises (an interrupt) propagates."""
     guidance = gen.cfg > 1

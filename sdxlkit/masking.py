@@ -1,4 +1,4 @@
-"""Pixel geometry for inpaint and outpaint: the crop around a mask, the outpaint canvas, and feathered pasting."""
+"""Pixel geometry for inpaint and outpaint: the crop around a mask, the outpaint canvas, feathered masks."""
 
 from __future__ import annotations
 
@@ -34,15 +34,6 @@ def crop_region(mask: Image.Image, margin: int, aspect: float) -> tuple[int, int
 
 def feathered(mask: Image.Image, radius: int) -> Image.Image:
     return mask.filter(ImageFilter.GaussianBlur(radius)) if radius > 0 else mask
-
-
-def paste_feathered(base: Image.Image, patch: Image.Image, mask: Image.Image, box: tuple[int, int, int, int], radius: int) -> Image.Image:
-    """`base` with `patch` (resized to `box`) blended in where `mask` (of base's size) is white, seam blurred by radius."""
-    out = base.copy()
-    size = (box[2] - box[0], box[3] - box[1])
-    alpha = feathered(mask, radius).crop(box)
-    out.paste(patch.resize(size, Image.LANCZOS) if patch.size != size else patch, box[:2], alpha)
-    return out
 
 
 def outpaint_canvas(image: Image.Image, top: int, right: int, bottom: int, left: int) -> tuple[Image.Image, Image.Image]:

@@ -110,7 +110,7 @@ def prepare(task: Task, options: RunOptions) -> PreparedTask:
     return PreparedTask(task, spec, generation_for(task, images), images)
 
 
-def generate_task(components, task: Task, images: dict[str, Image.Image], on_step=None) -> list[tuple[Image.Image, int]]:
+def generate_task(components, task: Task, images: dict[str, Image.Image], on_step=None) -> list[tuple[Any, int]]:
     """Run a task on already loaded components with already decoded images (the ComfyUI node's path)."""
     from .generate import generate
 
@@ -119,11 +119,11 @@ def generate_task(components, task: Task, images: dict[str, Image.Image], on_ste
 
 
 def run_prepared(prepared: PreparedTask, options: RunOptions, cache: ModelCache = MODEL_CACHE, on_step=None) -> list[dict]:
-    from .generate import generate
+    from .generate import generate, to_pil
     from .results import image_result
 
     outputs = generate(cache.get(prepared.spec), prepared.generation, on_step)
-    return [image_result(prepared.task, image, seed, options.out_dir) for image, seed in outputs]
+    return [image_result(prepared.task, to_pil(image)[0], seed, options.out_dir) for image, seed in outputs]
 
 
 def run_tasks(tasks: list[Task], options: RunOptions, cache: ModelCache = MODEL_CACHE, on_step=None) -> list[dict]:

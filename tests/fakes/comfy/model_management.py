@@ -14,3 +14,10 @@ def get_torch_device():
 def throw_exception_if_processing_interrupted():
     if interrupted:
         raise InterruptProcessingException()
+
+
+unloaded = []
+
+
+def unload_all_models():
+    unloaded.append(True)

@@ -1,0 +1,156 @@
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sdxlkit import vae as guarded_vae
+from sdxlkit.generate import Generation, generate
+from sdxlkit.loading.components import SDXLComponents
+from sdxlkit.loading.loader import ModelSpec, load_sdxl
+
+PROMPT = "a watercolor painting of a harbor at dawn"
+
+
+@pytest.fixture(scope="module")
+def components(tiny_checkpoint):
+    return load_sdxl(ModelSpec(tiny_checkpoint))
+
+
+def gen(**overrides):
+    base = dict(prompt=PROMPT, negative_prompt=None, width=128, height=128, steps=4, cfg=5.0, scheduler="Default", seed=123)
+    return Generation(**(base | overrides))
+
+
+def test_txt2img_matches_the_diffusers_pipeline(components, tiny_components):
+    from diffusers import StableDiffusionXLPipeline
+
+    pipe = StableDiffusionXLPipeline(**tiny_components, add_watermarker=False)
+    pipe.set_progress_bar_config(disable=True)
+    for negative, cfg in ((None, 5.0), ("ugly, blurry", 6.0), (None, 1.0)):
+        expected = pipe(PROMPT, negative_prompt=negative, width=128, height=128, num_inference_steps=4, guidance_scale=cfg,
+                        generator=torch.Generator("cpu").manual_seed(123), output_type="pt").images
+        ((ours, seed),) = generate(components, gen(negative_prompt=negative, cfg=cfg))
+        assert seed == 123 and ours.shape == expected.shape == (1, 3, 128, 128)
+        assert (ours - expected).abs().max().item() <= 1e-4
+
+
+def test_number_results_use_consecutive_seeds(components):
+    batch = generate(components, gen(count=3, seed=10, steps=2))
+    assert [s for _, s in batch] == [10, 11, 12]
+    ((single, _),) = generate(components, gen(seed=11, steps=2))
+    assert torch.equal(batch[1][0], single)
+    assert not torch.equal(batch[0][0], batch[1][0])
+
+
+def test_negative_prompt_is_ignored_without_guidance(components):
+    a = generate(components, gen(cfg=1.0, negative_prompt="red"))[0][0]
+    b = generate(components, gen(cfg=1.0, negative_prompt="blue"))[0][0]
+    c = generate(components, gen(cfg=5.0, negative_prompt="red"))[0][0]
+    d = generate(components, gen(cfg=5.0, negative_prompt="blue"))[0][0]
+    assert torch.equal(a, b) and not torch.equal(c, d)
+
+
+def test_progress_reports_every_step_and_interrupt_propagates(components):
+    calls = []
+    generate(components, gen(count=2, steps=3), on_step=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 6) for i in range(1, 7)]
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_two(done, total):
+        if done == 2:
+            raise Stop()
+
+    with pytest.raises(Stop):
+        generate(components, gen(steps=5), on_step=stop_at_two)
+
+
+def _picture(size=(128, 128), seed=0):
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+
+
+def test_img2img_strength_controls_departure(components):
+    source = _picture()
+    src = torch.from_numpy(np.asarray(source, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    weak = generate(components, gen(seed_image=source, strength=0.25, steps=8))[0][0]
+    strong = generate(components, gen(seed_image=source, strength=1.0, steps=8))[0][0]
+    assert weak.shape == (1, 3, 128, 128)
+    assert (weak - src).abs().mean() < (strong - src).abs().mean()
+
+
+def test_inpaint_keeps_pixels_outside_the_mask(components):
+    source = _picture(seed=1)
+    mask = Image.new("L", (128, 128), 0)
+    mask.paste(255, (40, 40, 88, 88))
+    out = generate(components, gen(seed_image=source, mask_image=mask, strength=1.0))[0][0]
+    src = torch.from_numpy(np.asarray(source, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    outside = torch.ones(128, 128, dtype=torch.bool)
+    outside[30:98, 30:98] = False  # leave room for the feathered seam
+    assert (out - src).abs()[..., outside].max() < 1e-6
+    assert (out - src).abs()[..., 50:78, 50:78].mean() > 0.05
+
+
+def test_inpaint_with_mask_margin_repaints_only_the_crop(components):
+    source = _picture((256, 128), seed=2)
+    mask = Image.new("L", (256, 128), 0)
+    mask.paste(255, (200, 50, 230, 80))
+    out = generate(components, gen(width=256, height=128, seed_image=source, mask_image=mask, mask_margin=32, strength=1.0))[0][0]
+    src = torch.from_numpy(np.asarray(source, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    assert out.shape == (1, 3, 128, 256)
+    assert (out - src).abs()[..., :100].max() < 1e-6  # far left of the crop box is untouched
+    assert (out - src).abs()[..., 55:75, 205:225].mean() > 0.05
+
+
+def test_outpaint_extends_the_canvas_and_keeps_the_original(components):
+    source = _picture((128, 128), seed=3)
+    out = generate(components, gen(width=256, height=192, seed_image=source, strength=1.0,
+                                   outpaint={"left": 64, "right": 64, "bottom": 64}, outpaint_blur=8))[0][0]
+    assert out.shape == (1, 3, 192, 256)
+    src = torch.from_numpy(np.asarray(source, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    assert (out[..., 16:112, 80:176] - src[..., 16:112, 16:112]).abs().max() < 1e-6
+
+
+def _overflowing_vae(vae):
+    """A copy of the tiny VAE whose decoder overflows float16 (activations past 65504) but not float32."""
+    import copy
+
+    broken = copy.deepcopy(vae)
+    with torch.no_grad():
+        broken.decoder.conv_in.weight.mul_(3e3)
+        broken.decoder.conv_in.bias.mul_(3e3)
+    return broken
+
+
+def test_nan_guard_redoes_a_reduced_precision_decode_in_float32(components, caplog):
+    latents = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    vae32 = _overflowing_vae(components.vae)
+    half = SDXLComponents(**(components.modules() | {"vae": copy_half(vae32)}), scheduler_config={}, source="test")
+    raw = half.vae.decode((latents[:1] / half.vae.config.scaling_factor).half()).sample
+    assert not torch.isfinite(raw).all()  # the fault is real
+    with caplog.at_level(logging.WARNING, logger="sdxlkit.vae"):
+        out = guarded_vae.decode(half, latents)
+    assert torch.isfinite(out).all() and out.shape == (2, 3, 128, 128)
+    assert "redoing it in float32" in caplog.text
+    reference = (vae32.decode(latents / vae32.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
+    assert (out - reference).abs().max() < 1e-5
+
+
+def copy_half(vae):
+    import copy
+
+    return copy.deepcopy(vae).half()
+
+
+def test_tiled_decode_for_large_images(components, monkeypatch):
+    latents = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(1))
+    plain = guarded_vae.decode(components, latents)
+    monkeypatch.setattr(guarded_vae, "TILE_ABOVE_PIXELS", 64 * 64)
+    calls = []
+    original = type(components.vae).tiled_decode
+    monkeypatch.setattr(type(components.vae), "tiled_decode", lambda self, z, **k: calls.append(z.shape) or original(self, z, **k))
+    tiled = guarded_vae.decode(components, latents)
+    assert calls and tiled.shape == plain.shape and torch.isfinite(tiled).all()

@@ -1,0 +1,155 @@
+import asyncio
+import inspect
+import json
+
+import pytest
+import torch
+
+from sdxlkit.task import schema
+from sdxlkit.task.model import LOCAL_DEFAULTS
+
+# widget id -> schema field it edits (written here independently of the node code)
+WIDGET_FIELDS = {
+    "SDXLKit_Inference": {
+        "width": "width", "height": "height", "seed": "seed", "steps": "steps", "scheduler": "scheduler",
+        "cfg_scale": "CFGScale", "clip_skip": "clipSkip", "number_results": "numberResults", "strength": "strength",
+        "mask_margin": "maskMargin", "outpaint_top": "outpaint.top", "outpaint_right": "outpaint.right",
+        "outpaint_bottom": "outpaint.bottom", "outpaint_left": "outpaint.left", "outpaint_blur": "outpaint.blur",
+    },
+    "SDXLKit_Save": {"output_format": "outputFormat", "output_quality": "outputQuality"},
+}
+
+
+def node_classes(pack):
+    extension = asyncio.run(pack.comfy_entrypoint())
+    return {cls.define_schema().node_id: cls for cls in asyncio.run(extension.get_node_list())}
+
+
+def test_pack_registers_only_through_entrypoint(pack):
+    assert not hasattr(pack, "NODE_CLASS_MAPPINGS")
+    assert pack.WEB_DIRECTORY == "./js"
+    ids = set(node_classes(pack))
+    assert ids == {"SDXLKit_Loader", "SDXLKit_Inference", "SDXLKit_Save"}
+
+
+def test_execute_parameters_match_input_ids(pack):
+    for node_id, cls in node_classes(pack).items():
+        inputs = [i.id for i in cls.define_schema().inputs]
+        params = inspect.signature(cls.execute).parameters
+        named = [p for p in params if params[p].kind is not inspect.Parameter.VAR_KEYWORD]
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            assert set(named) <= set(inputs), node_id
+        else:
+            assert set(named) == set(inputs), node_id
+
+
+def test_widgets_follow_the_schema(pack):
+    classes = node_classes(pack)
+    checked = 0
+    for node_id, fields in WIDGET_FIELDS.items():
+        widgets = {i.id: i for i in classes[node_id].define_schema().inputs}
+        for widget_id, path in fields.items():
+            spec, widget = schema.field(path), widgets[widget_id]
+            if "enum" in spec:
+                assert widget.options == spec["enum"] and widget.default == spec.get("default"), widget_id
+                continue
+            assert widget.min == spec.get("minimum"), widget_id
+            if "maximum" in spec:
+                assert widget.max == spec["maximum"], widget_id
+            if "multipleOf" in spec:
+                assert widget.step == spec["multipleOf"], widget_id
+            expected_default = spec.get("default", LOCAL_DEFAULTS.get(path))
+            if expected_default is not None:
+                assert widget.default == expected_default, widget_id
+            checked += 1
+    assert checked >= 15
+
+
+@pytest.fixture()
+def comfy_root(tmp_path, tiny_checkpoint, pack):
+    import folder_paths
+
+    folder_paths.set_root(tmp_path)
+    (tmp_path / "models" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "models" / "checkpoints" / tiny_checkpoint.name).symlink_to(tiny_checkpoint)
+    return tmp_path
+
+
+def inference_values(**overrides):
+    values = dict(positive_prompt="a red fox in snow", negative_prompt="", width=128, height=128, seed=7, steps=3,
+                  scheduler="Euler", cfg_scale=5.0, clip_skip=0, prompt_weighting="none", number_results=2,
+                  strength=0.8, only_masked=False, mask_margin=32, outpaint_top=0, outpaint_right=0,
+                  outpaint_bottom=0, outpaint_left=0, outpaint_blur=0)
+    return values | overrides
+
+
+def test_loader_inference_save_chain(comfy_root, pack):
+    import comfy.utils
+    from PIL import Image
+
+    from sdxlkit.metadata import read_texts
+
+    classes = node_classes(pack)
+    (model,) = classes["SDXLKit_Loader"].execute("tiny-sdxl.safetensors", "(checkpoint's own)", "auto").args
+    comfy.utils.updates.clear()
+    images, task_json = classes["SDXLKit_Inference"].execute(model, **inference_values()).args
+    assert images.shape == (2, 128, 128, 3) and images.dtype == torch.float32
+    assert 0 <= images.min() and images.max() <= 1 and images.std() > 0.01
+    assert not torch.equal(images[0], images[1])  # seeds 7 and 8
+    assert comfy.utils.updates[-1] == (6, 6)  # 2 images x 3 steps
+    task = json.loads(task_json)
+    assert task["model"] == "tiny-sdxl.safetensors" and task["seed"] == 7 and task["numberResults"] == 2
+    assert "negativePrompt" not in task and "strength" not in task
+
+    save = classes["SDXLKit_Save"]
+    save.hidden = type("Hidden", (), {"prompt": {"1": {"class_type": "SDXLKit_Save"}}, "extra_pnginfo": {"workflow": {"nodes": []}}})
+    out = save.execute(images, "test/run", "PNG", 95, task_json)
+    files = sorted((comfy_root / "output" / "test").glob("*.png"))
+    assert len(files) == 2 and len(out.ui.results) == 2
+    texts = read_texts(files[1].read_bytes())
+    assert json.loads(texts["prompt"]) == {"1": {"class_type": "SDXLKit_Save"}}
+    assert json.loads(texts["workflow"]) == {"nodes": []}
+    saved_task = json.loads(texts["sdxlkit_task"])
+    assert saved_task["seed"] == 8 and saved_task["outputFormat"] == "PNG" and "numberResults" not in saved_task
+    assert Image.open(files[0]).size == (128, 128)
+
+
+def test_inference_node_img2img_and_interrupt(comfy_root, pack):
+    import comfy.model_management
+
+    classes = node_classes(pack)
+    (model,) = classes["SDXLKit_Loader"].execute("tiny-sdxl.safetensors", "(checkpoint's own)", "auto").args
+    seed_image = torch.rand(1, 128, 128, 3)
+    images, task_json = classes["SDXLKit_Inference"].execute(model, seed_image=seed_image, **inference_values(number_results=1, strength=0.5)).args
+    task = json.loads(task_json)
+    assert task["strength"] == 0.5 and task["inputs"]["seedImage"].startswith("data:image/png;base64,")
+    assert images.shape == (1, 128, 128, 3)
+    comfy.model_management.interrupted = True
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            classes["SDXLKit_Inference"].execute(model, **inference_values())
+    finally:
+        comfy.model_management.interrupted = False
+
+
+def test_mask_without_seed_image_is_a_clear_error(comfy_root, pack):
+    import importlib
+
+    TaskValidationError = importlib.import_module(f"{pack.__name__}.sdxlkit.errors").TaskValidationError
+    classes = node_classes(pack)
+    (model,) = classes["SDXLKit_Loader"].execute("tiny-sdxl.safetensors", "(checkpoint's own)", "auto").args
+    with pytest.raises(TaskValidationError, match="seedImage"):
+        classes["SDXLKit_Inference"].execute(model, mask_image=torch.ones(1, 128, 128), **inference_values())
+
+
+def test_comfy_free_memory_also_releases_engine_models(comfy_root, pack):
+    import importlib
+
+    import comfy.model_management
+
+    classes = node_classes(pack)
+    classes["SDXLKit_Loader"].execute("tiny-sdxl.safetensors", "(checkpoint's own)", "auto")
+    cache = importlib.import_module(f"{pack.__name__}.sdxlkit.loading.cache").MODEL_CACHE
+    assert cache._models
+    comfy.model_management.unload_all_models()
+    assert not cache._models and comfy.model_management.unloaded
