@@ -9,6 +9,7 @@ and overrides the built-in defaults below. Later features use the same registry 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,11 +66,11 @@ class ModelsDir:
 
     def reference_for(self, path: Path, kind: str = "checkpoints") -> str:
         """The reference to write into a task for a local file: its mapped id if there is one, else its name."""
-        path = Path(path).resolve()
+        path = Path(os.path.abspath(path))
         for model_id, rel in self.mapping().items():
-            if (self.root / rel).resolve() == path:
+            if (self.root / rel).exists() and (self.root / rel).resolve() == path.resolve():
                 return model_id
         try:
-            return str(path.relative_to((self.root / kind).resolve()))
+            return str(path.relative_to(os.path.abspath(self.root / kind)))
         except ValueError:
             return str(path)

@@ -96,6 +96,7 @@ def write_single_file(components: dict, path, dtype: torch.dtype = torch.float32
     state_dict = diffusers_to_stability(*(components[name].state_dict() for name in MODELS))
     state_dict = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in state_dict.items()}
     metadata = {CONFIG_METADATA_KEY: json.dumps(component_configs(components))}
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -54,7 +54,7 @@ def test_inline_output_types(tmp_path, tiny_checkpoint, capsys, output_type, fie
 
 def test_img2img_from_a_relative_file_path(tmp_path, tiny_checkpoint, capsys):
     Image.new("RGB", (128, 128), (200, 30, 30)).save(tmp_path / "seed.png")
-    task = write_task(tmp_path, inputs={"seedImage": "seed.png"}, strength=0.3, outputType="base64Data")
+    task = write_task(tmp_path, inputs={"seedImage": "seed.png"}, strength=0.7, outputType="base64Data")
     code, out, err = run_cli(capsys, "run", task, "--models", tiny_checkpoint.parent.parent)
     assert code == 0, err
 

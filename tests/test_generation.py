@@ -76,10 +76,23 @@ def _picture(size=(128, 128), seed=0):
 def test_img2img_strength_controls_departure(components):
     source = _picture()
     src = torch.from_numpy(np.asarray(source, dtype=np.float32) / 255).permute(2, 0, 1)[None]
-    weak = generate(components, gen(seed_image=source, strength=0.25, steps=8))[0][0]
-    strong = generate(components, gen(seed_image=source, strength=1.0, steps=8))[0][0]
-    assert weak.shape == (1, 3, 128, 128)
-    assert (weak - src).abs().mean() < (strong - src).abs().mean()
+    # the random VAE cannot reproduce a picture: measure against its own round trip of the source
+    round_trip = guarded_vae.decode(components, guarded_vae.encode(components, src, torch.Generator().manual_seed(0)))
+    distances = []
+    for strength in (0.25, 0.6, 1.0):
+        out = generate(components, gen(seed_image=source, strength=strength, steps=8))[0][0]
+        assert out.shape == (1, 3, 128, 128)
+        distances.append((out - round_trip).abs().mean().item())
+    assert distances[0] < distances[1] < distances[2], distances
+
+
+def test_strength_zero_returns_the_vae_round_trip(components):
+    source = _picture(seed=4)
+    src = torch.from_numpy(np.asarray(source, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    calls = []
+    out = generate(components, gen(seed_image=source, strength=0.0), on_step=lambda *a: calls.append(a))[0][0]
+    expected = guarded_vae.decode(components, guarded_vae.encode(components, src, torch.Generator().manual_seed(123)))
+    assert torch.equal(out, expected) and calls == []
 
 
 def test_inpaint_keeps_pixels_outside_the_mask(components):
@@ -89,7 +102,7 @@ def test_inpaint_keeps_pixels_outside_the_mask(components):
     out = generate(components, gen(seed_image=source, mask_image=mask, strength=1.0))[0][0]
     src = torch.from_numpy(np.asarray(source, dtype=np.float32) / 255).permute(2, 0, 1)[None]
     outside = torch.ones(128, 128, dtype=torch.bool)
-    outside[30:98, 30:98] = False  # leave room for the feathered seam
+    outside[20:108, 20:108] = False  # leave room for the feathered seam (Gaussian, sigma 4)
     assert (out - src).abs()[..., outside].max() < 1e-6
     assert (out - src).abs()[..., 50:78, 50:78].mean() > 0.05
 
@@ -111,7 +124,9 @@ def test_outpaint_extends_the_canvas_and_keeps_the_original(components):
                                    outpaint={"left": 64, "right": 64, "bottom": 64}, outpaint_blur=8))[0][0]
     assert out.shape == (1, 3, 192, 256)
     src = torch.from_numpy(np.asarray(source, dtype=np.float32) / 255).permute(2, 0, 1)[None]
-    assert (out[..., 16:112, 80:176] - src[..., 16:112, 16:112]).abs().max() < 1e-6
+    # the seam is a Gaussian blur with sigma = blur (8): 4 sigma inside the original nothing changes
+    assert (out[..., 0:96, 96:160] - src[..., 0:96, 32:96]).abs().max() < 1e-6
+    assert (out[..., :, :32] - out[..., :, 32:64]).abs().mean() > 0.01  # the new border is not a copy
 
 
 def _overflowing_vae(vae):
@@ -120,8 +135,8 @@ def _overflowing_vae(vae):
 
     broken = copy.deepcopy(vae)
     with torch.no_grad():
-        broken.decoder.conv_in.weight.mul_(3e3)
-        broken.decoder.conv_in.bias.mul_(3e3)
+        broken.decoder.conv_in.weight.mul_(1e5)
+        broken.decoder.conv_in.bias.mul_(1e5)
     return broken
 
 
@@ -135,7 +150,8 @@ def test_nan_guard_redoes_a_reduced_precision_decode_in_float32(components, capl
         out = guarded_vae.decode(half, latents)
     assert torch.isfinite(out).all() and out.shape == (2, 3, 128, 128)
     assert "redoing it in float32" in caplog.text
-    reference = (vae32.decode(latents / vae32.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
+    upcast = copy_half(vae32).float()  # the redo runs the half-precision weights in float32, as diffusers' upcast does
+    reference = (upcast.decode(latents / upcast.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
     assert (out - reference).abs().max() < 1e-5
 
 
