@@ -1,0 +1,326 @@
+"""The scheduler table: it covers the format's enum, every accepted name samples, the flags take effect, refusals say why.
+
+Sampling uses an exact epsilon model for a point-mass data distribution (every image equals the tensor ``TARGET``):
+for such data the probability-flow ODE is solved exactly by any consistent solver and the ancestral/SDE samplers also
+land on the target, so a scheduler that is wired to SDXL's schedule correctly must end near ``TARGET``. A scheduler
+with the wrong timesteps or noise schedule (IPNDM, EDM, flow matching) ends far away.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sdxlkit.errors import UnsupportedScheduler
+from sdxlkit.schedulers import (
+    SCHEDULER_NAMES,
+    SCHEDULERS,
+    Mapped,
+    Refused,
+    check_scheduler,
+    make_scheduler,
+    scheduler_table_markdown,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "sdxlkit" / "spec" / "imageInference.schema.json"
+SDXL_SCHEDULER = ROOT / "sdxlkit" / "data" / "sdxl_base" / "scheduler.json"
+SIGMA_FLAGS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
+
+torch = pytest.importorskip("torch")
+np = pytest.importorskip("numpy")
+diffusers = pytest.importorskip("diffusers")
+diffusers.utils.logging.set_verbosity_error()
+
+ACCEPTED = [n for n in SCHEDULER_NAMES if isinstance(SCHEDULERS[n], Mapped)]
+REFUSED = [n for n in SCHEDULER_NAMES if isinstance(SCHEDULERS[n], Refused)]
+
+
+def schema_enum() -> list[str]:
+    return json.loads(SCHEMA.read_text(encoding="utf-8"))["properties"]["scheduler"]["enum"]
+
+
+@pytest.fixture(scope="module")
+def base() -> dict:
+    """SDXL base's scheduler config as shipped with the package."""
+    config = json.loads(SDXL_SCHEDULER.read_text(encoding="utf-8"))
+    assert {k: config[k] for k in ("_class_name", "beta_start", "beta_end", "beta_schedule", "num_train_timesteps",
+                                   "steps_offset", "timestep_spacing", "prediction_type")} == {
+        "_class_name": "EulerDiscreteScheduler", "beta_start": 0.00085, "beta_end": 0.012,
+        "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "steps_offset": 1,
+        "timestep_spacing": "leading", "prediction_type": "epsilon"}
+    return config
+
+
+@pytest.fixture(scope="module")
+def training_log_sigmas(base) -> np.ndarray:
+    betas = np.linspace(base["beta_start"] ** 0.5, base["beta_end"] ** 0.5, base["num_train_timesteps"],
+                        dtype=np.float64) ** 2
+    alphas_cumprod = np.cumprod(1.0 - betas)
+    return np.log(np.sqrt((1.0 - alphas_cumprod) / alphas_cumprod))
+
+
+TARGET = torch.linspace(-0.8, 0.8, 4 * 8 * 8).reshape(1, 4, 8, 8)
+
+
+def sample(scheduler, log_sigmas: np.ndarray, steps: int = 6, noise_seed: int = 1):
+    """A full denoising loop as diffusers pipelines run it, over an exact epsilon model for point-mass data."""
+
+    def model(x_in: torch.Tensor, t) -> torch.Tensor:
+        # x_in is in DDPM form, sqrt(a) * x0 + sqrt(1 - a) * eps, with a = alphas_cumprod at (possibly fractional) t
+        sigma2 = math.exp(2.0 * np.interp(float(t), np.arange(len(log_sigmas)), log_sigmas))
+        a = 1.0 / (1.0 + sigma2)
+        return (x_in - math.sqrt(a) * TARGET) / math.sqrt(1.0 - a)
+
+    scheduler.set_timesteps(steps)
+    accepted = inspect.signature(scheduler.step).parameters
+    extra = {}
+    if "eta" in accepted:  # StableDiffusionXLPipeline.prepare_extra_step_kwargs
+        extra["eta"] = 0.0
+    if "generator" in accepted:
+        extra["generator"] = torch.Generator().manual_seed(0)
+    x = torch.randn(TARGET.shape, generator=torch.Generator().manual_seed(noise_seed)) * scheduler.init_noise_sigma
+    evaluations = 0
+    for t in scheduler.timesteps:
+        x_in = scheduler.scale_model_input(x, t)
+        x = scheduler.step(model(x_in, t), t, x, **extra).prev_sample
+        evaluations += 1
+    assert evaluations == len(scheduler.timesteps)
+    return x
+
+
+def karras(sigma_max: float, sigma_min: float, n: int, rho: float = 7.0) -> np.ndarray:
+    ramp = np.linspace(0, 1, n)
+    return (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+
+
+def built(name: str, base: dict, steps: int = 6):
+    scheduler = make_scheduler(name, base)
+    scheduler.set_timesteps(steps)
+    return scheduler
+
+
+# ---- (a) coverage -------------------------------------------------------------------------------------------------
+
+def test_table_covers_exactly_the_schema_enum():
+    enum = schema_enum()
+    assert len(enum) == 75 and len(set(enum)) == 75
+    assert SCHEDULER_NAMES == tuple(enum)
+    assert set(SCHEDULERS) == set(enum)
+    assert len(ACCEPTED) + len(REFUSED) == 75
+
+
+def test_module_imports_without_torch_or_diffusers():
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['diffusers'] = None\n"
+            "import sdxlkit.schedulers as s\n"
+            "assert len(s.SCHEDULER_NAMES) == 75 and s.scheduler_table_markdown()\n"
+            "s.check_scheduler('Euler')\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_setting_is_a_real_constructor_parameter():
+    """from_config silently drops unknown keys, so a flag the class lacks would be ignored, not applied."""
+    for name in ACCEPTED:
+        entry = SCHEDULERS[name]
+        if entry.cls is None:
+            continue
+        cls = getattr(diffusers, entry.cls)
+        params = inspect.signature(cls.__init__).parameters
+        unknown = set(entry.overrides) - set(params)
+        assert not unknown, f"{name}: {entry.cls} has no parameter(s) {sorted(unknown)}"
+
+
+# ---- (b) every name samples or is refused --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", SCHEDULER_NAMES)
+def test_every_name_samples_or_is_refused(name, base, training_log_sigmas):
+    entry = SCHEDULERS[name]
+    if isinstance(entry, Refused):
+        with pytest.raises(UnsupportedScheduler, match=re.escape(repr(name))) as info:
+            make_scheduler(name, base)
+        assert entry.reason in str(info.value) and info.value.name == name
+        return
+    scheduler = make_scheduler(name, base, seed=0)
+    assert type(scheduler).__name__ == (entry.cls or base["_class_name"])
+    result = sample(scheduler, training_log_sigmas)
+    assert torch.isfinite(result).all()
+    # Exact solvers hit the target to ~1e-6; DDIM/PNDM/DEIS/TCD stop at SDXL's sigma_min (set_alpha_to_one=False),
+    # leaving about 0.03 x the unit noise. A scheduler on the wrong schedule is off by orders of magnitude.
+    assert (result - TARGET).abs().max().item() < 0.15, name
+
+
+# ---- (c) the flags take effect ------------------------------------------------------------------------------------
+
+def test_euler_karras_uses_the_karras_formula_between_eulers_endpoints(base):
+    plain, k = built("Euler", base).sigmas.numpy(), built("Euler Karras", base).sigmas.numpy()
+    assert k.shape == plain.shape and not np.allclose(k, plain)
+    assert k[-1] == 0.0 and plain[-1] == 0.0
+    np.testing.assert_allclose(k[:-1], karras(plain[0], plain[-2], len(k) - 1), rtol=1e-5)
+    config = make_scheduler("Euler Karras", base).config
+    assert config.use_karras_sigmas and not config.use_exponential_sigmas and not config.use_beta_sigmas
+
+
+def test_dpmpp_2m_karras_spans_the_full_training_range(base, training_log_sigmas):
+    sigmas = built("DPM++ 2M Karras", base).sigmas.numpy()
+    sigma_max, sigma_min = math.exp(training_log_sigmas[-1]), math.exp(training_log_sigmas[0])
+    np.testing.assert_allclose(sigmas[:-1], karras(sigma_max, sigma_min, len(sigmas) - 1), rtol=1e-4)
+    assert not np.allclose(sigmas, built("DPM++ 2M", base).sigmas.numpy())
+
+
+def test_exponential_and_beta_sigmas(base):
+    exp_sigmas = built("Euler Exponential", base).sigmas.numpy()[:-1]
+    steps = np.diff(np.log(exp_sigmas))
+    np.testing.assert_allclose(steps, steps[0], rtol=1e-4)  # evenly spaced in log sigma
+    beta = built("Euler Beta", base)
+    assert beta.config.use_beta_sigmas and not beta.config.use_karras_sigmas
+    beta_sigmas = beta.sigmas.numpy()[:-1]
+    for other in ("Euler", "Euler Karras", "Euler Exponential"):
+        assert not np.allclose(beta_sigmas, built(other, base).sigmas.numpy()[:-1]), other
+    assert np.all(np.diff(beta_sigmas) < 0)
+    assert built("DPM++ 2M SDE Exponential", base).config.use_exponential_sigmas
+
+
+def test_uniform_spaces_timesteps_over_the_whole_training_range(base):
+    expected = np.linspace(0, 999, 7).round()[::-1][:-1].astype(np.int64)
+    for name in ("DPM++ Uniform", "DPM++ 2M Uniform", "DPM++ 2M SDE Uniform", "DPM++ 3M Uniform", "UniPC Uniform",
+                 "UniPC 2M Uniform", "UniPC 3M Uniform"):
+        scheduler = built(name, base)
+        assert scheduler.config.timestep_spacing == "linspace", name
+        np.testing.assert_array_equal(scheduler.timesteps.numpy(), expected, err_msg=name)
+    leading = built("UniPC", base)
+    assert leading.config.timestep_spacing == "leading" and leading.timesteps[0].item() < 999
+    uniform_karras = built("UniPC Uniform Karras", base)
+    assert uniform_karras.config.timestep_spacing == "linspace" and uniform_karras.config.use_karras_sigmas
+    assert built("DPM++ Uniform Exponential", base).config.use_exponential_sigmas
+    assert built("UniPC Uniform Beta", base).config.use_beta_sigmas
+
+
+def test_solver_settings(base):
+    def cfg(name):
+        return make_scheduler(name, base).config
+
+    assert (cfg("DPM++ 2M").algorithm_type, cfg("DPM++ 2M").solver_order) == ("dpmsolver++", 2)
+    assert (cfg("DPM++ 2M SDE").algorithm_type, cfg("DPM++ 2M SDE").solver_order) == ("sde-dpmsolver++", 2)
+    assert cfg("DPM++ 2M SDE Karras").algorithm_type == "sde-dpmsolver++" and cfg("DPM++ 2M SDE Karras").use_karras_sigmas
+    assert (cfg("DPM++ 3M").algorithm_type, cfg("DPM++ 3M").solver_order) == ("dpmsolver++", 3)
+    sde3 = cfg("DPM++ 3M SDE Uniform")
+    assert (sde3.algorithm_type, sde3.solver_order, sde3.timestep_spacing) == ("sde-dpmsolver++", 3, "linspace")
+    assert dict(cfg("DPM++")) == dict(cfg("DPM++ 2M"))  # plain DPM++ is diffusers' default DPM-Solver++ (2M)
+    assert cfg("UniPC 3M").solver_order == 3 and cfg("UniPC 2M").solver_order == 2 and cfg("UniPC").solver_order == 2
+    assert cfg("UniPC 3M Karras").solver_order == 3 and cfg("UniPC 3M Karras").use_karras_sigmas
+    assert type(make_scheduler("DPM++ SDE", base)).__name__ == "DPMSolverSDEScheduler"
+    assert type(make_scheduler("Euler a", base)).__name__ == "EulerAncestralDiscreteScheduler"
+    assert type(make_scheduler("LCM", base)).__name__ == "LCMScheduler"
+    assert type(make_scheduler("Heun Karras", base)).__name__ == "HeunDiscreteScheduler"
+    assert make_scheduler("Heun Karras", base).config.use_karras_sigmas
+    assert make_scheduler("LMS Karras", base).config.use_karras_sigmas
+
+
+def test_only_the_implied_settings_change(base):
+    plain, karras_config = dict(make_scheduler("Euler", base).config), dict(make_scheduler("Euler Karras", base).config)
+    assert {k for k in plain if plain[k] != karras_config[k]} == {"use_karras_sigmas"}
+    for name in ACCEPTED:
+        config = make_scheduler(name, base).config
+        for key in ("beta_start", "beta_end", "beta_schedule", "num_train_timesteps", "prediction_type"):
+            assert config[key] == base[key], (name, key)
+        if "Uniform" not in name and "timestep_spacing" in config:
+            assert config.timestep_spacing == base["timestep_spacing"], name
+
+
+def test_default_rebuilds_the_checkpoints_own_scheduler(base):
+    default = make_scheduler("Default", base)
+    assert type(default).__name__ == "EulerDiscreteScheduler"
+    for key, value in base.items():
+        if not key.startswith("_") and key in default.config:
+            assert default.config[key] == value, key
+    ddim_base = dict(make_scheduler("DDIM", base).config) | {"_class_name": "DDIMScheduler"}
+    assert type(make_scheduler("Default", ddim_base)).__name__ == "DDIMScheduler"
+    with pytest.raises(UnsupportedScheduler, match="'Default'"):
+        make_scheduler("Default", {k: v for k, v in base.items() if k != "_class_name"})
+
+
+def test_class_names_keep_the_checkpoint_config_but_friendly_names_pin_their_meaning(base):
+    tuned = dict(base) | {"_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "sde-dpmsolver++",
+                          "solver_order": 3, "use_karras_sigmas": True, "use_lu_lambdas": False}
+    as_is = make_scheduler("DPMSolverMultistepScheduler", tuned).config
+    assert (as_is.algorithm_type, as_is.solver_order, as_is.use_karras_sigmas) == ("sde-dpmsolver++", 3, True)
+    pinned = make_scheduler("DPM++ 2M", tuned).config
+    assert (pinned.algorithm_type, pinned.solver_order, pinned.use_karras_sigmas) == ("dpmsolver++", 2, False)
+    assert not make_scheduler("Euler", tuned).config.use_karras_sigmas
+    exponential = make_scheduler("Euler Exponential", tuned).config  # no "two sigma flags" error from diffusers
+    assert exponential.use_exponential_sigmas and not exponential.use_karras_sigmas
+
+
+def test_each_call_returns_a_fresh_scheduler(base):
+    first, second = make_scheduler("DPM++ 2M", base), make_scheduler("DPM++ 2M", base)
+    assert first is not second
+    first.set_timesteps(6)
+    assert second.num_inference_steps is None
+
+
+def test_dpmpp_sde_noise_follows_the_seed(base, training_log_sigmas):
+    assert make_scheduler("DPM++ SDE Karras", base, seed=7).config.noise_sampler_seed == 7
+    assert make_scheduler("DPM++ 2M", base, seed=7).config.get("noise_sampler_seed") is None
+
+    def run(seed):  # an imperfect model, so the Brownian noise shows in the result
+        scheduler = make_scheduler("DPM++ SDE", base, seed=seed)
+        scheduler.set_timesteps(4)
+        x = torch.randn(TARGET.shape, generator=torch.Generator().manual_seed(1)) * scheduler.init_noise_sigma
+        for t in scheduler.timesteps:
+            x = scheduler.step(0.5 * scheduler.scale_model_input(x, t), t, x).prev_sample
+        return x
+
+    assert torch.equal(run(3), run(3))
+    assert not torch.equal(run(3), run(4))
+
+
+# ---- (d) refusals -------------------------------------------------------------------------------------------------
+
+def test_expected_refusals():
+    assert set(REFUSED) == {"DPMSolverMultistepInverse", "EDMDPMSolverMultistepScheduler", "EDMEulerScheduler",
+                            "FlowMatchEulerDiscreteScheduler", "IPNDMScheduler", "IPNDM Uniform",
+                            "IPNDM Uniform Beta", "IPNDM Uniform Exponential", "IPNDM Uniform Karras"}
+    # the premise of the IPNDM refusal: no beta schedule, spacing or sigma options to bind it to SDXL's schedule
+    assert set(inspect.signature(diffusers.IPNDMScheduler.__init__).parameters) == {
+        "self", "num_train_timesteps", "trained_betas"}
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_refusal_message_names_the_scheduler(name, base):
+    for call in (lambda: check_scheduler(name), lambda: make_scheduler(name, base)):
+        with pytest.raises(UnsupportedScheduler) as info:
+            call()
+        message = str(info.value)
+        assert repr(name) in message and SCHEDULERS[name].reason in message
+        assert info.value.name == name
+
+
+@pytest.mark.parametrize("name", ["Euler A", "dpm++ 2m", "", "DPM++ 2S a", "DPMSolverMultistepInverseScheduler"])
+def test_unknown_names_are_refused_with_the_name(name, base):
+    with pytest.raises(UnsupportedScheduler, match=re.escape(repr(name))):
+        make_scheduler(name, base)
+    with pytest.raises(UnsupportedScheduler, match="not one of the format's scheduler names"):
+        check_scheduler(name)
+
+
+def test_markdown_table_comes_from_the_table():
+    text = scheduler_table_markdown()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| name ")]
+    assert [row.split(" | ")[0][2:] for row in rows] == list(SCHEDULER_NAMES)
+    for row, name in zip(rows, SCHEDULER_NAMES):
+        entry = SCHEDULERS[name]
+        if isinstance(entry, Refused):
+            assert "| refused |" in row and entry.reason in row
+        else:
+            assert f"| {entry.cls or 'the checkpoint' + chr(39) + 's own'} |" in row
+    assert "`use_karras_sigmas=True`" in rows[SCHEDULER_NAMES.index("Euler Karras")]
+    assert "`algorithm_type='sde-dpmsolver++'`" in rows[SCHEDULER_NAMES.index("DPM++ 2M SDE")]
+    assert f"{len(ACCEPTED)} of the format's 75" in text
