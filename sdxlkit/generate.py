@@ -90,7 +90,7 @@ def _denoise(components: SDXLComponents, gen: Generation, kind: str, seed: int, 
              image_latents=None, mask: Image.Image | None = None, strength: float | None = None) -> torch.Tensor:
     if kind != "txt2img" and int(gen.steps * strength) < 1:
         return image_latents  # no denoising step at this strength (diffusers would refuse): keep the image
-    pipe = _pipeline(kind, components, make_scheduler(gen.scheduler, components.scheduler_config))
+    pipe = _pipeline(kind, components, make_scheduler(gen.scheduler, components.scheduler_config, seed=seed))
     generator = torch.Generator("cpu").manual_seed(seed)
 
     def callback(p, i, t, kwargs):

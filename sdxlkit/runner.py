@@ -84,23 +84,31 @@ def generation_for(task: Task, images: dict[str, Image.Image]):
     )
 
 
-def check_runnable(task: Task, images: dict[str, Image.Image]) -> None:
-    """Refuse what this engine cannot run yet and image sizes that do not fit the task."""
+def _refuse_not_executable(task: Task) -> None:
     unsupported = task.not_executable_fields()
     if unsupported:
         raise NotSupportedYet(unsupported)
-    _check_geometry(task, images)
+
+
+def _check_scheduler(task: Task) -> None:
     from .schedulers import check_scheduler
 
     check_scheduler(task.get("scheduler"))
 
 
+def check_runnable(task: Task, images: dict[str, Image.Image]) -> None:
+    """Refuse what this engine cannot run yet, unmappable schedulers, and image sizes that do not fit the task."""
+    _refuse_not_executable(task)
+    _check_scheduler(task)
+    _check_geometry(task, images)
+
+
 def prepare(task: Task, options: RunOptions) -> PreparedTask:
     """Everything that can fail before a model is loaded: unsupported fields, images, geometry, model files."""
-    if task.not_executable_fields():
-        raise NotSupportedYet(task.not_executable_fields())
+    _refuse_not_executable(task)
+    _check_scheduler(task)
     images = task_images(task, options)
-    check_runnable(task, images)
+    _check_geometry(task, images)
     models = ModelsDir(Path(options.models_dir))
     spec = ModelSpec(
         checkpoint=models.resolve(task.get("model"), "checkpoints"),

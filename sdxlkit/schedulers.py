@@ -23,8 +23,8 @@ How the names read:
   ``timestep_spacing="linspace"`` (SDXL's own config says "leading"). A following Karras / Exponential / Beta sets
   the sigmas as well. DPMSolverMultistep and UniPC take the Karras/Exponential/Beta endpoints from the full training
   range whatever the spacing, so there "Uniform Karras" equals "Karras"; Euler, Heun, LMS and DPM++ SDE take them from
-  the spaced timesteps, so with SDXL's "leading" spacing their Karras/Exponential/Beta curves start at the first
-  leading timestep (as plain "Euler" does), not at the model's sigma_max.
+  the spaced timesteps, so their Karras/Exponential/Beta names also set linspace spacing: every such curve runs from
+  the model's sigma_max to its sigma_min, as in A1111.
 * "DPM++" alone is DPM-Solver++ as diffusers implements it by default: DPMSolverMultistepScheduler with
   ``algorithm_type="dpmsolver++"``, ``solver_order=2`` (the same sampler as "DPM++ 2M"). Reasons: the format's
   DPM++ family has exactly the shape of its UniPC family ("UniPC" / "UniPC 2M" / "UniPC 3M" / "UniPC Karras" /
@@ -78,6 +78,12 @@ def _sigmas(kind: str | None = None) -> dict:
 UNIFORM = {"timestep_spacing": "linspace"}
 
 
+def _full_range(kind: str) -> dict:
+    """Karras/Exponential/Beta on samplers that take the curve's endpoints from the spaced timesteps (Euler, Heun,
+    LMS, DPM++ SDE): linspace spacing puts them at the model's sigma_max/sigma_min, as A1111 does."""
+    return _sigmas(kind) | UNIFORM
+
+
 def _dpmpp(order: int, sde: bool = False, sigmas: str | None = None, uniform: bool = False) -> dict:
     """DPM-Solver++ multistep. ``use_lu_lambdas`` is another sigma schedule of this class, so it is pinned off too."""
     return ({"algorithm_type": "sde-dpmsolver++" if sde else "dpmsolver++", "solver_order": order}
@@ -96,7 +102,7 @@ EULER = "EulerDiscreteScheduler"
 _AS_IS = "the class on the checkpoint's scheduler config, unchanged"
 _DPMPP_NOTE = "DPM-Solver++ multistep, diffusers' default form (same sampler as DPM++ 2M); see module docstring"
 _SDE_NOTE = "A1111's DPM++ SDE (k-diffusion port, Brownian-tree noise via torchsde; seeded by make_scheduler(seed=))"
-_KARRAS_SPACED = "Karras curve between the first and last sigma of the checkpoint's timestep spacing"
+_FULL = "over the model's full sigma range, as A1111"
 _SEE_UNIFORM = "Uniform: timesteps over the whole training range (A1111 Uniform)"
 _LCM_NOTE = "needs an LCM-distilled model or LCM-LoRA; a plain SDXL checkpoint gives poor images with it"
 _TCD_NOTE = "needs a TCD-distilled model or TCD-LoRA; a plain SDXL checkpoint gives poor images with it"
@@ -136,9 +142,9 @@ SCHEDULERS: dict[str, Mapped | Refused] = {
     "DPM++ Exponential": Mapped(DPM, _dpmpp(2, sigmas="exponential"), _DPMPP_NOTE),
     "DPM++ Karras": Mapped(DPM, _dpmpp(2, sigmas="karras"), _DPMPP_NOTE),
     "DPM++ SDE": Mapped(SDE, _sigmas(), _SDE_NOTE),
-    "DPM++ SDE Beta": Mapped(SDE, _sigmas("beta"), _SDE_NOTE),
-    "DPM++ SDE Exponential": Mapped(SDE, _sigmas("exponential"), _SDE_NOTE),
-    "DPM++ SDE Karras": Mapped(SDE, _sigmas("karras"), "A1111's DPM++ SDE Karras; " + _KARRAS_SPACED),
+    "DPM++ SDE Beta": Mapped(SDE, _full_range("beta"), _SDE_NOTE),
+    "DPM++ SDE Exponential": Mapped(SDE, _full_range("exponential"), _SDE_NOTE),
+    "DPM++ SDE Karras": Mapped(SDE, _full_range("karras"), "A1111's DPM++ SDE Karras, " + _FULL),
     "DPM++ Uniform": Mapped(DPM, _dpmpp(2, uniform=True), _SEE_UNIFORM),
     "DPM++ Uniform Beta": Mapped(DPM, _dpmpp(2, sigmas="beta", uniform=True), "beta sigmas over the full range"),
     "DPM++ Uniform Exponential": Mapped(DPM, _dpmpp(2, sigmas="exponential", uniform=True),
@@ -153,9 +159,9 @@ SCHEDULERS: dict[str, Mapped | Refused] = {
     "EDMEulerScheduler": Refused(_EDM.format(cls="EDMEulerScheduler")),
     "Euler": Mapped(EULER, _sigmas(), "A1111's Euler"),
     "Euler a": Mapped("EulerAncestralDiscreteScheduler", {}, "A1111's Euler a (noise from the pipeline's generator)"),
-    "Euler Beta": Mapped(EULER, _sigmas("beta"), "beta sigmas (alpha = beta = 0.6), endpoints as for Karras"),
-    "Euler Exponential": Mapped(EULER, _sigmas("exponential"), "exponential sigmas, endpoints as for Karras"),
-    "Euler Karras": Mapped(EULER, _sigmas("karras"), _KARRAS_SPACED),
+    "Euler Beta": Mapped(EULER, _full_range("beta"), "beta sigmas (alpha = beta = 0.6) " + _FULL),
+    "Euler Exponential": Mapped(EULER, _full_range("exponential"), "exponential sigmas " + _FULL),
+    "Euler Karras": Mapped(EULER, _full_range("karras"), "A1111's Euler Karras, " + _FULL),
     "EulerAncestralDiscreteScheduler": Mapped("EulerAncestralDiscreteScheduler", {}, _AS_IS),
     "EulerDiscreteScheduler": Mapped(EULER, {}, _AS_IS),
     "FlowMatchEulerDiscreteScheduler": Refused(
@@ -163,7 +169,7 @@ SCHEDULERS: dict[str, Mapped | Refused] = {
         "sigmas in [0, 1] (SD3, FLUX); SDXL is a diffusion model with epsilon prediction and a scaled-linear beta "
         "schedule"),
     "Heun": Mapped("HeunDiscreteScheduler", _sigmas(), "A1111's Heun (two model evaluations per step)"),
-    "Heun Karras": Mapped("HeunDiscreteScheduler", _sigmas("karras"), _KARRAS_SPACED),
+    "Heun Karras": Mapped("HeunDiscreteScheduler", _full_range("karras"), "Karras sigmas " + _FULL),
     "HeunDiscreteScheduler": Mapped("HeunDiscreteScheduler", {}, _AS_IS),
     "IPNDM Uniform": Refused(_IPNDM + _IPNDM_SPACING),
     "IPNDM Uniform Beta": Refused(_IPNDM + _IPNDM_SPACING + ", and no use_beta_sigmas option"),
@@ -175,7 +181,7 @@ SCHEDULERS: dict[str, Mapped | Refused] = {
     "LCM": Mapped("LCMScheduler", {}, _LCM_NOTE),
     "LCMScheduler": Mapped("LCMScheduler", {}, _LCM_NOTE),
     "LMS": Mapped("LMSDiscreteScheduler", _sigmas(), "A1111's LMS"),
-    "LMS Karras": Mapped("LMSDiscreteScheduler", _sigmas("karras"), "A1111's LMS Karras; " + _KARRAS_SPACED),
+    "LMS Karras": Mapped("LMSDiscreteScheduler", _full_range("karras"), "A1111's LMS Karras, " + _FULL),
     "LMSDiscreteScheduler": Mapped("LMSDiscreteScheduler", {}, _AS_IS),
     "PNDMScheduler": Mapped("PNDMScheduler", {}, _AS_IS),
     "TCDScheduler": Mapped("TCDScheduler", {}, _TCD_NOTE),
