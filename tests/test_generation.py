@@ -170,3 +170,18 @@ def test_tiled_decode_for_large_images(components, monkeypatch):
     monkeypatch.setattr(type(components.vae), "tiled_decode", lambda self, z, **k: calls.append(z.shape) or original(self, z, **k))
     tiled = guarded_vae.decode(components, latents)
     assert calls and tiled.shape == plain.shape and torch.isfinite(tiled).all()
+
+
+def test_out_of_memory_decode_falls_back_to_tiles(components, monkeypatch):
+    latents = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(2))
+    vae_cls = type(components.vae)
+    original_tiled = vae_cls.tiled_decode
+    tiled_calls = []
+
+    def oom(self, z, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(vae_cls, "decode", oom)
+    monkeypatch.setattr(vae_cls, "tiled_decode", lambda self, z, **k: tiled_calls.append(1) or original_tiled(self, z, **k))
+    out = guarded_vae.decode(components, latents)
+    assert tiled_calls and out.shape == (1, 3, 128, 128) and torch.isfinite(out).all()
