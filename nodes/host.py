@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -15,6 +16,18 @@ def file_list(kind: str) -> list[str]:
     import folder_paths
 
     return folder_paths.get_filename_list(kind)
+
+
+def diffusers_folders() -> dict[str, Path]:
+    """SDXL models saved as diffusers folders under ComfyUI's diffusers paths (folder_paths lists files only)."""
+    import folder_paths
+
+    found = {}
+    for base in folder_paths.get_folder_paths("diffusers"):
+        for root, _, files in os.walk(base, followlinks=True):
+            if "model_index.json" in files:
+                found[os.path.relpath(root, base)] = Path(root)
+    return found
 
 
 def models_root() -> Path:

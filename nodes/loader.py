@@ -14,6 +14,7 @@ from ._api import io
 from .types import SdxlModel
 
 OWN_VAE = "(checkpoint's own)"
+DIFFUSERS_PREFIX = "diffusers/"
 
 
 @dataclass
@@ -36,7 +37,9 @@ class SDXLKitLoader(io.ComfyNode):
             description="Loads an SDXL checkpoint (single file in Stability's layout). The VAE is the checkpoint's "
                         "own or a file from models/vae; any NaN decode is redone in float32.",
             inputs=[
-                io.Combo.Input("ckpt_name", options=host.file_list("checkpoints"), tooltip="SDXL checkpoint (.safetensors)"),
+                io.Combo.Input("ckpt_name", options=[*host.file_list("checkpoints"),
+                                                     *(DIFFUSERS_PREFIX + name for name in sorted(host.diffusers_folders()))],
+                               tooltip="SDXL checkpoint (.safetensors in models/checkpoints) or diffusers folder (models/diffusers)"),
                 io.Combo.Input("vae_name", options=[OWN_VAE, *host.file_list("vae")], default=OWN_VAE,
                                tooltip="e.g. sdxl-vae-fp16-fix.safetensors; fp16 is used only for a VAE known to be fp16-safe"),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
@@ -47,7 +50,10 @@ class SDXLKitLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, ckpt_name: str, vae_name: str, precision: str) -> io.NodeOutput:
-        checkpoint = host.full_path("checkpoints", ckpt_name)
+        if ckpt_name.startswith(DIFFUSERS_PREFIX) and ckpt_name.removeprefix(DIFFUSERS_PREFIX) in host.diffusers_folders():
+            checkpoint = host.diffusers_folders()[ckpt_name.removeprefix(DIFFUSERS_PREFIX)]
+        else:
+            checkpoint = host.full_path("checkpoints", ckpt_name)
         vae = None if vae_name == OWN_VAE else host.full_path("vae", vae_name)
         spec = ModelSpec(checkpoint=checkpoint, vae=vae, precision=precision, device=host.torch_device())
         models = ModelsDir(host.models_root())

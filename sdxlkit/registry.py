@@ -20,6 +20,8 @@ DEFAULT_IDS = {
     "civitai:101055@128078": "checkpoints/sd_xl_base_1.0_0.9vae.safetensors",
 }
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+# Folders searched for each kind of model reference: checkpoints may also be diffusers folders (ComfyUI's models/diffusers).
+FOLDERS = {"checkpoints": ("checkpoints", "diffusers")}
 
 
 @dataclass(frozen=True)
@@ -54,12 +56,12 @@ class ModelsDir:
                 return candidate
             tried.append(str(candidate))
         else:
-            folder = self.root / kind
-            for name in (ref, *(ref + s for s in WEIGHT_SUFFIXES)):
-                path = folder / name
-                if path.exists():
-                    return path
-            tried.append(str(folder / ref))
+            for folder in (self.root / f for f in FOLDERS.get(kind, (kind,))):
+                for name in (ref, *(ref + s for s in WEIGHT_SUFFIXES)):
+                    path = folder / name
+                    if path.exists():
+                        return path
+                tried.append(str(folder / ref))
         hint = (f"put the file into {self.root / kind}, or map the id in {self.root / MAPPING_FILE} "
                 f'like {{"{ref}": "{kind}/<file name>"}}')
         raise ModelNotFound(f"model {ref!r} not found (looked for {'; '.join(tried)}); {hint}")
@@ -70,7 +72,9 @@ class ModelsDir:
         for model_id, rel in self.mapping().items():
             if (self.root / rel).exists() and (self.root / rel).resolve() == path.resolve():
                 return model_id
-        try:
-            return str(path.relative_to(os.path.abspath(self.root / kind)))
-        except ValueError:
-            return str(path)
+        for folder in FOLDERS.get(kind, (kind,)):
+            try:
+                return str(path.relative_to(os.path.abspath(self.root / folder)))
+            except ValueError:
+                continue
+        return str(path)

@@ -116,3 +116,11 @@ def test_registry_resolves_ids_names_and_paths(tmp_path, tiny_checkpoint):
     finally:
         (models.root / MAPPING_FILE).unlink()
     assert models.reference_for(tiny_checkpoint) == "tiny-sdxl.safetensors"
+
+
+def test_checkpoint_references_also_find_diffusers_folders(tmp_path, tiny_components):
+    folder = tmp_path / "diffusers" / "tiny-diffusers"
+    write_diffusers_folder(tiny_components, folder)
+    models = ModelsDir(tmp_path)
+    assert models.resolve("tiny-diffusers") == folder
+    assert models.reference_for(folder) == "tiny-diffusers"

@@ -153,3 +153,15 @@ def test_comfy_free_memory_also_releases_engine_models(comfy_root, pack):
     assert cache._models
     comfy.model_management.unload_all_models()
     assert not cache._models and comfy.model_management.unloaded
+
+
+def test_loader_lists_and_loads_diffusers_folders(comfy_root, pack, tiny_components):
+    from sdxlkit.tiny import write_diffusers_folder
+
+    write_diffusers_folder(tiny_components, comfy_root / "models" / "diffusers" / "tiny-diffusers")
+    loader = node_classes(pack)["SDXLKit_Loader"]
+    options = next(i for i in loader.define_schema().inputs if i.id == "ckpt_name").options
+    assert "diffusers/tiny-diffusers" in options and "tiny-sdxl.safetensors" in options
+    (model,) = loader.execute("diffusers/tiny-diffusers", "(checkpoint's own)", "auto").args
+    assert model.model_ref == "tiny-diffusers"
+    assert model.spec.checkpoint.name == "tiny-diffusers"

@@ -18,6 +18,10 @@ def get_filename_list(kind):
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
 
 
+def get_folder_paths(kind):
+    return [str(Path(models_dir) / kind)]
+
+
 def get_full_path_or_raise(kind, name):
     path = Path(models_dir) / kind / name
     if not path.exists():
