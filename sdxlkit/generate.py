@@ -115,29 +115,30 @@ def _source_latents(components: SDXLComponents, image: Image.Image, seed: int) -
     return vae.encode(components, _to_tensor(image), generator).to(components.device, components.dtype)
 
 
+def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return image if image.size == size else image.resize(size, Image.LANCZOS)
+
+
 def _generate_one(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
     size = (gen.width, gen.height)
     if gen.mode == "txt2img":
         return vae.decode(components, _denoise(components, gen, "txt2img", seed, embeds, on_step))
     if gen.mode == "img2img":
-        source = gen.seed_image.resize(size, Image.LANCZOS) if gen.seed_image.size != size else gen.seed_image
         latents = _denoise(components, gen, "img2img", seed, embeds, on_step,
-                           image_latents=_source_latents(components, source, seed), strength=gen.strength)
+                           image_latents=_source_latents(components, _fit(gen.seed_image, size), seed), strength=gen.strength)
         return vae.decode(components, latents)
 
     if gen.mode == "outpaint":
         o = gen.outpaint
         full, mask = masking.outpaint_canvas(gen.seed_image, o.get("top", 0), o.get("right", 0), o.get("bottom", 0), o.get("left", 0))
-        strength, feather, box = gen.strength, gen.outpaint_blur, (0, 0) + size
+        feather, box = gen.outpaint_blur, (0, 0) + size
     else:
-        full = gen.seed_image.resize(size, Image.LANCZOS) if gen.seed_image.size != size else gen.seed_image
-        mask = gen.mask_image.resize(size, Image.LANCZOS)
-        strength, feather = gen.strength, masking.INPAINT_FEATHER
+        full, mask = _fit(gen.seed_image, size), _fit(gen.mask_image, size)
+        feather = masking.INPAINT_FEATHER
         box = (0, 0) + size if gen.mask_margin is None else masking.crop_region(mask, gen.mask_margin, gen.width / gen.height)
-    source = full.crop(box).resize(size, Image.LANCZOS)
-    source_mask = mask.crop(box).resize(size, Image.LANCZOS)
+    source, source_mask = _fit(full.crop(box), size), _fit(mask.crop(box), size)
     latents = _denoise(components, gen, "inpaint", seed, embeds, on_step,
-                       image_latents=_source_latents(components, source, seed), mask=source_mask, strength=strength)
+                       image_latents=_source_latents(components, source, seed), mask=source_mask, strength=gen.strength)
     return _paste(_to_tensor(full), vae.decode(components, latents), mask, box, feather)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,6 @@ class PreparedTask:
     task: Task
     spec: ModelSpec
     generation: Any  # sdxlkit.generate.Generation, imported lazily because it pulls in torch
-    images: dict[str, Image.Image] = field(default_factory=dict)
 
 
 def task_images(task: Task, options: RunOptions) -> dict[str, Image.Image]:
@@ -115,7 +114,7 @@ def prepare(task: Task, options: RunOptions) -> PreparedTask:
         vae=models.resolve(task.get("vae"), "vae") if task.has("vae") else None,
         precision=options.precision, device=options.device or default_device(), allow_pickle=options.allow_pickle,
     )
-    return PreparedTask(task, spec, generation_for(task, images), images)
+    return PreparedTask(task, spec, generation_for(task, images))
 
 
 def generate_task(components, task: Task, images: dict[str, Image.Image], on_step=None) -> list[tuple[Any, int]]:

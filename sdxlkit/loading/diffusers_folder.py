@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ModelLoadError
+from .precision import fp16_safe
 
 _PARTS = ("unet", "vae", "text_encoder", "text_encoder_2", "scheduler")
 
@@ -38,7 +39,7 @@ def load_diffusers_folder(folder: Path, *, dtypes: Callable[[bool], tuple], load
         raise ModelLoadError(f"{folder.name}: not an SDXL diffusers folder, missing {', '.join(missing)}/")
     scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
     vae_config = json.loads((folder / "vae" / "config.json").read_text())
-    model_dtype, vae_dtype = dtypes(vae_config.get("force_upcast", True) is False)
+    model_dtype, vae_dtype = dtypes(fp16_safe(vae_config))
     modules = {part: load_part(folder / part, part, model_dtype) for part in ("unet", "text_encoder", "text_encoder_2")}
     if load_vae:
         modules["vae"] = load_part(folder / "vae", "vae", vae_dtype)

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import ModelNotFound
 from .components import SDXLComponents
 from .diffusers_folder import is_diffusers_folder, load_diffusers_folder
-from .precision import resolve_dtypes
+from .precision import fp16_safe, resolve_dtypes
 from .single_file import load_single_file
 from .tokenizers import load_clip_tokenizers
 from .vae_file import load_vae_file
@@ -51,7 +51,7 @@ def load_sdxl(spec: ModelSpec) -> SDXLComponents:
     if spec.vae is not None:
         modules["vae"], vae_fp16_safe = load_vae_file(spec.vae, dtypes=dtypes, allow_pickle=spec.allow_pickle)
     else:
-        vae_fp16_safe = configs["vae"].get("force_upcast", True) is False
+        vae_fp16_safe = fp16_safe(configs["vae"])
     tokenizer, tokenizer_2 = load_clip_tokenizers()
     for module in modules.values():
         module.to(spec.device)

@@ -11,6 +11,11 @@ from __future__ import annotations
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+def fp16_safe(vae_config: dict) -> bool:
+    """A VAE is known to be fp16-safe when its config says it needs no upcast (as sdxl-vae-fp16-fix's does)."""
+    return vae_config.get("force_upcast", True) is False
+
+
 def resolve_dtypes(precision: str, device: str, vae_fp16_safe: bool):
     """Return (model_dtype, vae_dtype) as torch dtypes."""
     import torch

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ModelLoadError
+from .precision import fp16_safe
 from .state_dicts import build_model, read_state_dict
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "sdxl_base"
@@ -42,11 +43,6 @@ def _check_sdxl_layout(path: Path, keys: set[str]) -> None:
         f"{path.name}: {kind}. Expected an SDXL base checkpoint in Stability's layout "
         f"(keys {UNET_PREFIX}*, {VAE_PREFIX}*, conditioner.embedders.0/1.*)."
     )
-
-
-def fp16_safe(vae_config: dict) -> bool:
-    """A VAE is known to be fp16-safe when its config says it needs no upcast (as sdxl-vae-fp16-fix's does)."""
-    return vae_config.get("force_upcast", True) is False
 
 
 def load_single_file(path: Path, *, dtypes: Callable[[bool], tuple], load_vae: bool = True,

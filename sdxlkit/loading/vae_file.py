@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .single_file import CONFIG_METADATA_KEY, base_configs, fp16_safe
+from .precision import fp16_safe
+from .single_file import CONFIG_METADATA_KEY, base_configs
 from .state_dicts import build_model, read_state_dict
 
 _FP16_FIX_NAMES = ("fp16-fix", "fp16_fix", "fp16fix")
