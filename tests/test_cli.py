@@ -104,3 +104,12 @@ def test_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
     assert "RANDOM weights" in err
     (result,) = json.loads(out)["data"]
     assert Image.open(result["imageURL"].removeprefix("file://")).size == (128, 128)
+
+
+def test_unreadable_or_malformed_task_files_are_clear_errors(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "validate", tmp_path / "missing.json")
+    assert code == 1 and "cannot read the task file" in err
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"taskType": ')
+    code, _, err = run_cli(capsys, "validate", broken)
+    assert code == 2 and "is not valid JSON" in err

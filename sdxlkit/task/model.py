@@ -67,12 +67,15 @@ def parse_tasks(data: Any) -> list[Task]:
 
 
 def load_tasks(path: str | Path) -> list[Task]:
-    text = Path(path).read_text(encoding="utf-8")
+    from ..errors import Problem, SdxlKitError, TaskValidationError
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SdxlKitError(f"cannot read the task file {path}: {exc}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        from ..errors import Problem, TaskValidationError
-
         raise TaskValidationError([Problem("$", f"{path} is not valid JSON: {exc}")]) from None
     return parse_tasks(data)
 
