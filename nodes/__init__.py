@@ -1,16 +1,26 @@
 """The pack's nodes, registered through ComfyExtension (see the root __init__.py)."""
 
+from ..sdxlkit.controlnet import CONTROLNETS
 from ..sdxlkit.loading.cache import MODEL_CACHE
+from ..sdxlkit.lora import LORA_FILES
 from . import host
 from ._api import ComfyExtension, io
 from .inference import SDXLKitInference
 from .loader import SDXLKitLoader
 from .save import SDXLKitSave
+from .stacks import SDXLKitControlNet, SDXLKitLoraStack
 
-NODES: list[type[io.ComfyNode]] = [SDXLKitLoader, SDXLKitInference, SDXLKitSave]
+NODES: list[type[io.ComfyNode]] = [SDXLKitLoader, SDXLKitLoraStack, SDXLKitControlNet, SDXLKitInference, SDXLKitSave]
+
+
+def release_engine_models() -> int:
+    """Drop every model the engine keeps loaded or parsed; returns how many SDXL models were dropped."""
+    CONTROLNETS.release()
+    LORA_FILES.release()
+    return MODEL_CACHE.release()
 
 
 class SdxlKitExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        host.release_models_with_comfy(MODEL_CACHE.release)
+        host.release_models_with_comfy(release_engine_models)
         return NODES

@@ -7,14 +7,16 @@ import uuid
 
 import torch
 
+from ..sdxlkit.errors import ModelNotFound
+from ..sdxlkit.graph import controlnet_node, lora_node
 from ..sdxlkit.graph.inference_node import NODE_ID, task_from_widgets
 from ..sdxlkit.images import data_uri
-from ..sdxlkit.runner import generate_task
+from ..sdxlkit.runner import generate_task, guide_image_key
 from ..sdxlkit.task.model import parse_tasks
 from . import host
 from ._api import io
 from .tensors import image_to_pil, mask_to_pil
-from .types import SdxlModel
+from .types import ControlStack, LoraStack, SdxlModel
 from .widgets import combo_widget, float_widget, int_widget
 
 
@@ -56,23 +58,40 @@ class SDXLKitInference(io.ComfyNode):
                 int_widget("outpaint_blur", "outpaint.blur"),
                 io.Image.Input("seed_image", optional=True),
                 io.Mask.Input("mask_image", optional=True),
+                LoraStack.Input("lora_stack", optional=True),
+                ControlStack.Input("control_stack", optional=True),
             ],
             outputs=[io.Image.Output(display_name="images"), io.String.Output(display_name="task")],
         )
 
     @classmethod
-    def execute(cls, model, seed_image=None, mask_image=None, **values) -> io.NodeOutput:
+    def execute(cls, model, seed_image=None, mask_image=None, lora_stack=None, control_stack=None,
+                **values) -> io.NodeOutput:
         images = {}
         if seed_image is not None:
             images["seedImage"] = image_to_pil(seed_image)
         if mask_image is not None:
             images["maskImage"] = mask_to_pil(mask_image)
+        lora_stack, control_stack = lora_stack or [], control_stack or []
+        for i, entry in enumerate(control_stack):
+            images[guide_image_key(i)] = entry.image
         task_data = task_from_widgets(
             values, model=model.model_ref, vae=model.vae_ref, task_uuid=str(uuid.uuid4()),
             seed_image=_png_data_uri(images["seedImage"]) if "seedImage" in images else None,
             mask_image=_png_data_uri(images["maskImage"]) if "maskImage" in images else None,
+            lora=[lora_node.entry_from_widgets(e.values, e.model_ref) for e in lora_stack],
+            control_net=[controlnet_node.entry_from_widgets(e.values, e.model_ref, _png_data_uri(e.image))
+                         for e in control_stack],
         )
         task = parse_tasks(task_data)[0]
-        outputs = generate_task(model.components, task, images, host.progress_callback())
+        files = {(e.model_ref, kind): e.path for kind, stack in (("loras", lora_stack), ("controlnet", control_stack))
+                 for e in stack}
+
+        def resolve(ref: str, kind: str):
+            if (ref, kind) not in files:
+                raise ModelNotFound(f"{kind} model {ref!r} is not wired into this node")
+            return files[ref, kind]
+
+        outputs = generate_task(model.components, task, images, resolve, host.progress_callback())
         images = torch.cat([image for image, _ in outputs]).permute(0, 2, 3, 1).contiguous()
         return io.NodeOutput(images, task.to_json())

@@ -1,5 +1,8 @@
 """Custom socket types of the pack."""
 
+from ..sdxlkit.graph import controlnet_node, lora_node
 from ._api import io
 
 SdxlModel = io.Custom("SDXLKIT_MODEL")
+LoraStack = io.Custom(lora_node.STACK_TYPE)
+ControlStack = io.Custom(controlnet_node.STACK_TYPE)

@@ -6,7 +6,8 @@ clip skip, weighting) and pixels go through the guarded VAE in sdxlkit.vae.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -14,11 +15,24 @@ import torch
 from PIL import Image
 
 from . import masking, vae
+from .controlnet import CONTROLNETS, Control, ControlledUNet, StepWindow
 from .loading.components import SDXLComponents
+from .lora import apply_loras
 from .prompts import encode_prompts
 from .schedulers import make_scheduler
 
 OnStep = Callable[[int, int], None]
+
+
+@dataclass
+class ControlRequest:
+    """One controlNet[] entry, its model resolved to a file and its guide image decoded."""
+
+    path: Path
+    image: Image.Image
+    weight: float
+    mode: str
+    window: StepWindow
 
 
 @dataclass
@@ -42,6 +56,8 @@ class Generation:
     mask_margin: int | None = None
     outpaint: dict | None = None
     outpaint_blur: int = 0
+    loras: list[tuple[Path, float]] = field(default_factory=list)
+    controls: list[ControlRequest] = field(default_factory=list)
 
     @property
     def mode(self) -> str:
@@ -52,7 +68,7 @@ class Generation:
         return "img2img" if self.seed_image is not None else "txt2img"
 
 
-def _pipeline(kind: str, components: SDXLComponents, scheduler):
+def _pipeline(kind: str, components: SDXLComponents, scheduler, unet=None):
     from diffusers import (
         StableDiffusionXLImg2ImgPipeline,
         StableDiffusionXLInpaintPipeline,
@@ -61,7 +77,8 @@ def _pipeline(kind: str, components: SDXLComponents, scheduler):
 
     cls = {"txt2img": StableDiffusionXLPipeline, "img2img": StableDiffusionXLImg2ImgPipeline,
            "inpaint": StableDiffusionXLInpaintPipeline}[kind]
-    pipe = cls(**components.modules(), scheduler=scheduler, force_zeros_for_empty_prompt=True, add_watermarker=False)
+    modules = components.modules() | ({"unet": unet} if unet is not None else {})
+    pipe = cls(**modules, scheduler=scheduler, force_zeros_for_empty_prompt=True, add_watermarker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -87,10 +104,13 @@ def _paste(base: torch.Tensor, patch: torch.Tensor, mask: Image.Image, box: tupl
 
 
 def _denoise(components: SDXLComponents, gen: Generation, kind: str, seed: int, embeds, on_step, *,
-             image_latents=None, mask: Image.Image | None = None, strength: float | None = None) -> torch.Tensor:
+             controls: list[Control], image_latents=None, mask: Image.Image | None = None,
+             strength: float | None = None) -> torch.Tensor:
     if kind != "txt2img" and int(gen.steps * strength) < 1:
         return image_latents  # no denoising step at this strength (diffusers would refuse): keep the image
-    pipe = _pipeline(kind, components, make_scheduler(gen.scheduler, components.scheduler_config, seed=seed))
+    scheduler = make_scheduler(gen.scheduler, components.scheduler_config, seed=seed)
+    unet = ControlledUNet(components.unet, controls, scheduler, guidance=gen.cfg > 1) if controls else None
+    pipe = _pipeline(kind, components, scheduler, unet)
     generator = torch.Generator("cpu").manual_seed(seed)
 
     def callback(p, i, t, kwargs):
@@ -119,12 +139,27 @@ def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image if image.size == size else image.resize(size, Image.LANCZOS)
 
 
+def _controls(components: SDXLComponents, gen: Generation, box: tuple[int, int, int, int] | None = None) -> list[Control]:
+    """The ControlNets of `gen` with their guide images at the generation size (cropped like the inpaint region)."""
+    size = (gen.width, gen.height)
+    controls = []
+    for request in gen.controls:
+        if request.weight == 0:
+            continue  # weight 0 is no control at all
+        model = CONTROLNETS.get(request.path, components.unet.config, components.dtype, components.device)
+        image = _fit(request.image.convert("RGB"), size)
+        if box is not None and box != (0, 0) + size:
+            image = _fit(image.crop(box), size)
+        controls.append(Control(model, _to_tensor(image), request.weight, request.mode, request.window))
+    return controls
+
+
 def _generate_one(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
     size = (gen.width, gen.height)
     if gen.mode == "txt2img":
-        return vae.decode(components, _denoise(components, gen, "txt2img", seed, embeds, on_step))
+        return vae.decode(components, _denoise(components, gen, "txt2img", seed, embeds, on_step, controls=_controls(components, gen)))
     if gen.mode == "img2img":
-        latents = _denoise(components, gen, "img2img", seed, embeds, on_step,
+        latents = _denoise(components, gen, "img2img", seed, embeds, on_step, controls=_controls(components, gen),
                            image_latents=_source_latents(components, _fit(gen.seed_image, size), seed), strength=gen.strength)
         return vae.decode(components, latents)
 
@@ -137,7 +172,7 @@ def _generate_one(components: SDXLComponents, gen: Generation, seed: int, embeds
         feather = masking.INPAINT_FEATHER
         box = (0, 0) + size if gen.mask_margin is None else masking.crop_region(mask, gen.mask_margin, gen.width / gen.height)
     source, source_mask = _fit(full.crop(box), size), _fit(mask.crop(box), size)
-    latents = _denoise(components, gen, "inpaint", seed, embeds, on_step,
+    latents = _denoise(components, gen, "inpaint", seed, embeds, on_step, controls=_controls(components, gen, box),
                        image_latents=_source_latents(components, source, seed), mask=source_mask, strength=gen.strength)
     return _paste(_to_tensor(full), vae.decode(components, latents), mask, box, feather)
 
@@ -147,6 +182,7 @@ def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None
     """Run `gen.count` images with seeds seed, seed+1, ...; returns (image [1,3,H,W] float 0..1 on CPU, seed) pairs.
 
     on_step(done, total) is called after every denoising step; whatever it raises (an interrupt) propagates."""
+    apply_loras(components, gen.loras)
     guidance = gen.cfg > 1
     embeds = encode_prompts((components.tokenizer, components.tokenizer_2),
                             (components.text_encoder, components.text_encoder_2),

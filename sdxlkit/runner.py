@@ -5,16 +5,20 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from PIL import Image
 
-from .errors import ImageInputError, NotSupportedYet, SdxlKitError
+from .errors import ImageInputError, NotSupportedYet, Problem, SdxlKitError, TaskValidationError
 from .images import load_image, to_mask, to_rgb
 from .loading.cache import MODEL_CACHE, ModelCache
 from .loading.loader import ModelSpec
 from .registry import ModelsDir
+from .task import schema
 from .task.model import Task
+
+# (model reference, kind) -> file: ModelsDir.resolve for the CLI, the files picked in the graph for ComfyUI nodes
+Resolver = Callable[[str, str], Path]
 
 
 def default_device() -> str:
@@ -48,7 +52,14 @@ def task_images(task: Task, options: RunOptions) -> dict[str, Image.Image]:
         if ref is not None:
             image = load_image(ref, f"inputs.{name}", allow_urls=options.allow_urls, base_dir=options.base_dir)
             images[name] = to_mask(image) if name == "maskImage" else to_rgb(image)
+    for i, control in enumerate(task.data.get("controlNet", [])):
+        key = guide_image_key(i)
+        images[key] = to_rgb(load_image(control["guideImage"], key, allow_urls=options.allow_urls, base_dir=options.base_dir))
     return images
+
+
+def guide_image_key(index: int) -> str:
+    return f"controlNet[{index}].guideImage"
 
 
 def _check_geometry(task: Task, images: dict[str, Image.Image]) -> None:
@@ -67,7 +78,25 @@ def _check_geometry(task: Task, images: dict[str, Image.Image]) -> None:
         raise ImageInputError(f"inputs.maskImage is {mask.width}x{mask.height} but inputs.seedImage is {seed.width}x{seed.height}; they must have the same size")
 
 
-def generation_for(task: Task, images: dict[str, Image.Image]):
+def _loras(task: Task, resolve: Resolver) -> list[tuple[Path, float]]:
+    weight = schema.default("lora[].weight")
+    return [(resolve(entry["model"], "loras"), float(entry.get("weight", weight))) for entry in task.data.get("lora", [])]
+
+
+def _controls(task: Task, images: dict[str, Image.Image], resolve: Resolver) -> list:
+    from .controlnet import step_window
+    from .generate import ControlRequest
+
+    weight, mode = schema.default("controlNet[].weight"), schema.default("controlNet[].controlMode")
+    return [ControlRequest(
+        path=resolve(entry["model"], "controlnet"), image=images[guide_image_key(i)],
+        weight=float(entry.get("weight", weight)), mode=entry.get("controlMode", mode),
+        window=step_window(task.get("steps"), entry.get("startStep"), entry.get("startStepPercentage"),
+                           entry.get("endStep"), entry.get("endStepPercentage")),
+    ) for i, entry in enumerate(task.data.get("controlNet", []))]
+
+
+def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver):
     from .generate import Generation
 
     outpaint = task.data.get("outpaint")
@@ -80,6 +109,7 @@ def generation_for(task: Task, images: dict[str, Image.Image]):
         strength=float(task.get("strength")) if (task.has("strength") or not outpaint) else 1.0,
         seed_image=images.get("seedImage"), mask_image=images.get("maskImage"), mask_margin=task.get("maskMargin"),
         outpaint=outpaint, outpaint_blur=task.get("outpaint.blur") if outpaint else 0,
+        loras=_loras(task, resolve), controls=_controls(task, images, resolve),
     )
 
 
@@ -95,17 +125,30 @@ def _check_scheduler(task: Task) -> None:
     check_scheduler(task.get("scheduler"))
 
 
-def check_runnable(task: Task, images: dict[str, Image.Image]) -> None:
-    """Refuse what this engine cannot run yet, unmappable schedulers, and image sizes that do not fit the task."""
+def _check_adapters(task: Task) -> None:
+    """`transformer` picks a stage of two-stage (video) models; SDXL has one, so only "both" means something."""
+    problems = [Problem(f"$.lora[{i}].transformer", f"got {entry['transformer']!r}; SDXL has a single denoiser stage, "
+                        "so only 'both' (the default) applies: use 'both' or leave the field out")
+                for i, entry in enumerate(task.data.get("lora", [])) if entry.get("transformer", "both") != "both"]
+    if problems:
+        raise TaskValidationError(problems)
+
+
+def _check_fields(task: Task) -> None:
+    """Refuse what this engine cannot run yet, unmappable schedulers and adapter options SDXL has no use for."""
     _refuse_not_executable(task)
     _check_scheduler(task)
+    _check_adapters(task)
+
+
+def check_runnable(task: Task, images: dict[str, Image.Image]) -> None:
+    _check_fields(task)
     _check_geometry(task, images)
 
 
 def prepare(task: Task, options: RunOptions) -> PreparedTask:
     """Everything that can fail before a model is loaded: unsupported fields, images, geometry, model files."""
-    _refuse_not_executable(task)
-    _check_scheduler(task)
+    _check_fields(task)
     images = task_images(task, options)
     _check_geometry(task, images)
     models = ModelsDir(Path(options.models_dir))
@@ -114,15 +157,16 @@ def prepare(task: Task, options: RunOptions) -> PreparedTask:
         vae=models.resolve(task.get("vae"), "vae") if task.has("vae") else None,
         precision=options.precision, device=options.device or default_device(), allow_pickle=options.allow_pickle,
     )
-    return PreparedTask(task, spec, generation_for(task, images))
+    return PreparedTask(task, spec, generation_for(task, images, models.resolve))
 
 
-def generate_task(components, task: Task, images: dict[str, Image.Image], on_step=None) -> list[tuple[Any, int]]:
+def generate_task(components, task: Task, images: dict[str, Image.Image], resolve: Resolver,
+                  on_step=None) -> list[tuple[Any, int]]:
     """Run a task on already loaded components with already decoded images (the ComfyUI node's path)."""
     from .generate import generate
 
     check_runnable(task, images)
-    return generate(components, generation_for(task, images), on_step)
+    return generate(components, generation_for(task, images, resolve), on_step)
 
 
 def run_prepared(prepared: PreparedTask, options: RunOptions, cache: ModelCache = MODEL_CACHE, on_step=None) -> list[dict]:

@@ -67,9 +67,9 @@ def test_invalid_task_names_fields_and_exits_2(tmp_path, capsys):
 
 
 def test_not_yet_supported_fields_are_refused_before_loading(tmp_path, capsys):
-    task = write_task(tmp_path, lora=[{"model": "x.safetensors"}], hiresFix=True)
+    task = write_task(tmp_path, ttl=60, hiresFix=True)
     code, out, err = run_cli(capsys, "run", task, "--models", tmp_path / "no-models-here")
-    assert code == 1 and "not supported yet: lora, hiresFix" in err
+    assert code == 1 and "not supported yet: hiresFix, ttl" in err
 
 
 def test_missing_model_says_where_it_looked(tmp_path, capsys):

@@ -17,6 +17,9 @@ WIDGET_FIELDS = {
         "outpaint_bottom": "outpaint.bottom", "outpaint_left": "outpaint.left", "outpaint_blur": "outpaint.blur",
     },
     "SDXLKit_Save": {"output_format": "outputFormat", "output_quality": "outputQuality"},
+    "SDXLKit_LoraStack": {"weight": "lora[].weight", "transformer": "lora[].transformer"},
+    "SDXLKit_ControlNet": {"weight": "controlNet[].weight", "control_mode": "controlNet[].controlMode",
+                           "start": "controlNet[].startStepPercentage", "end": "controlNet[].endStepPercentage"},
 }
 
 
@@ -29,7 +32,7 @@ def test_pack_registers_only_through_entrypoint(pack):
     assert not hasattr(pack, "NODE_CLASS_MAPPINGS")
     assert pack.WEB_DIRECTORY == "./js"
     ids = set(node_classes(pack))
-    assert ids == {"SDXLKit_Loader", "SDXLKit_Inference", "SDXLKit_Save"}
+    assert ids == {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_Inference", "SDXLKit_Save"}
 
 
 def test_execute_parameters_match_input_ids(pack):

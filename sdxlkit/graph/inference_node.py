@@ -22,8 +22,9 @@ OUTPAINT_SIDES = ("top", "right", "bottom", "left")
 
 
 def task_from_widgets(values: dict, *, model: str, vae: str | None, seed_image: str | None,
-                      mask_image: str | None, task_uuid: str) -> dict:
-    """Build the task a graph node describes. Images are references (data URIs) already encoded by the caller."""
+                      mask_image: str | None, task_uuid: str, lora: list[dict] = (), control_net: list[dict] = ()) -> dict:
+    """Build the task a graph node describes. Images are references (data URIs) already encoded by the caller;
+    `lora` and `control_net` are the entries of the stacks wired into the node, in chain order."""
     task: dict = {"taskType": "imageInference", "taskUUID": task_uuid, "model": model}
     if vae is not None:
         task["vae"] = vae
@@ -43,4 +44,8 @@ def task_from_widgets(values: dict, *, model: str, vae: str | None, seed_image: 
         elif sides:
             task["outpaint"] = sides | ({"blur": values["outpaint_blur"]} if values["outpaint_blur"] else {})
         task["strength"] = values["strength"]
+    if lora:
+        task["lora"] = list(lora)
+    if control_net:
+        task["controlNet"] = list(control_net)
     return task

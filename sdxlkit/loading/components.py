@@ -20,6 +20,8 @@ class SDXLComponents:
     device: str = "cpu"
     # float32 twin of the VAE, made on first need by the NaN guard
     vae_fp32: Any = field(default=None, repr=False)
+    # LoRA adapters resident in unet/text encoders (sdxlkit.lora.adapters.ResidentLoras), made on first need
+    lora_state: Any = field(default=None, repr=False)
 
     @property
     def dtype(self):

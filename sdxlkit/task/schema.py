@@ -20,14 +20,17 @@ def vendor_schema() -> dict:
 
 @lru_cache(maxsize=1)
 def local_schema() -> dict:
-    """The schema for local runs: `model` may also be a local reference (file name, path or diffusers folder).
+    """The schema for local runs: `model` (and a ControlNet's `model`) may also be a local reference: a file name,
+    a path, a diffusers folder, or an id mapped in the models folder.
 
     Which references exist is checked when the model is resolved, before anything is loaded.
     """
     schema = copy.deepcopy(vendor_schema())
-    model = schema["properties"]["model"]
-    model.pop("const", None)
-    model["minLength"] = 1
+    for model in (schema["properties"]["model"], schema["properties"]["controlNet"]["items"]["properties"]["model"]):
+        model.pop("const", None)
+        model.pop("enum", None)
+        model["type"] = "string"
+        model["minLength"] = 1
     return schema
 
 

@@ -1,0 +1,6 @@
+"""LoRA stacks on SDXL: kohya/A1111 and diffusers files, resident adapters switched by weight."""
+
+from .adapters import apply_loras
+from .files import LORA_FILES, LoraFileCache
+
+__all__ = ["apply_loras", "LORA_FILES", "LoraFileCache"]

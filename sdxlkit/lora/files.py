@@ -1,0 +1,106 @@
+"""LoRA files read once and kept parsed: kohya/A1111 and diffusers/PEFT formats, checked before they touch a model."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ModelLoadError
+from ..loading.state_dicts import read_state_dict
+
+# Key fragments of LyCORIS adapter types that are not plain low-rank pairs (diffusers/PEFT cannot apply them).
+_LYCORIS_MARKERS = {"hada_w1": "LoHa", "lokr_w1": "LoKr", "oft_blocks": "OFT", "oft_diag": "OFT", ".b_norm": "BOFT",
+                    "a1.weight": "GLoRA"}
+_SDXL_PREFIXES = ("lora_unet_", "lora_te1_", "lora_te2_", "unet.", "text_encoder.", "text_encoder_2.")
+_SD1_TEXT_PREFIX = "lora_te_"
+
+
+@dataclass(frozen=True)
+class LoraFile:
+    """A LoRA converted to diffusers' layout: what load_lora_into_unet / load_lora_into_text_encoder take."""
+
+    path: Path
+    state_dict: dict
+    network_alphas: dict | None
+    metadata: dict | None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def layer_count(self) -> int:
+        """Number of low-rank layer pairs (one per patched module)."""
+        return sum(1 for k in self.state_dict if k.endswith(("lora.down.weight", "lora_A.weight", "lora_down.weight")))
+
+
+def _refuse_foreign_formats(path: Path, keys: list[str]) -> None:
+    for marker, kind in _LYCORIS_MARKERS.items():
+        if any(marker in k for k in keys):
+            raise ModelLoadError(
+                f"{path.name}: LyCORIS {kind} file; only LoRA/LoCon (low-rank up/down pairs) files can be applied. "
+                f"Use a LoRA version of it, or extract one with LyCORIS' tools.")
+    if any(k.startswith(_SD1_TEXT_PREFIX) for k in keys):
+        raise ModelLoadError(f"{path.name}: a LoRA for SD 1.x/2.x (one text encoder, 'lora_te_' keys), not for SDXL")
+    if not any(k.startswith(_SDXL_PREFIXES) for k in keys):
+        raise ModelLoadError(
+            f"{path.name}: no SDXL LoRA keys (expected names starting with lora_unet_/lora_te1_/lora_te2_ as kohya "
+            f"writes them, or unet./text_encoder./text_encoder_2. as diffusers does); found e.g. {', '.join(keys[:3])}")
+
+
+def parse_lora(path: Path, unet_config) -> LoraFile:
+    """Read and convert one file; every failure is a ModelLoadError that names the file."""
+    from diffusers import StableDiffusionXLPipeline
+
+    tensors, _ = read_state_dict(path)
+    keys = sorted(tensors)
+    _refuse_foreign_formats(path, keys)
+    try:
+        state_dict, alphas, metadata = StableDiffusionXLPipeline.lora_state_dict(
+            tensors, unet_config=unet_config, return_lora_metadata=True)
+    except Exception as exc:
+        raise ModelLoadError(f"{path.name}: not a LoRA diffusers can convert ({exc})") from None
+    if not state_dict or not all("lora" in k for k in state_dict):
+        odd = [k for k in state_dict if "lora" not in k][:3]
+        raise ModelLoadError(f"{path.name}: unexpected keys for a LoRA ({', '.join(odd) or 'none at all'})")
+    return LoraFile(Path(path), state_dict, alphas, metadata)
+
+
+class LoraFileCache:
+    """Parsed LoRA files by (path, size, mtime): switching back to a LoRA never reads its file again."""
+
+    def __init__(self, capacity: int = 32):
+        self.capacity = capacity
+        self._files: OrderedDict[tuple, LoraFile] = OrderedDict()
+        self._lock = threading.Lock()
+        self.reads = 0
+
+    @staticmethod
+    def key(path: Path) -> tuple:
+        try:
+            stat = Path(path).stat()
+        except OSError as exc:
+            raise ModelLoadError(f"{Path(path).name}: cannot read the LoRA file ({exc.strerror})") from None
+        return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns
+
+    def get(self, path: Path, unet_config) -> LoraFile:
+        key = self.key(path)
+        with self._lock:
+            if key in self._files:
+                self._files.move_to_end(key)
+                return self._files[key]
+        lora = parse_lora(Path(path), unet_config)
+        with self._lock:
+            self.reads += 1
+            self._files[key] = lora
+            while len(self._files) > self.capacity:
+                self._files.popitem(last=False)
+        return lora
+
+    def release(self) -> None:
+        with self._lock:
+            self._files.clear()
+
+
+LORA_FILES = LoraFileCache()
