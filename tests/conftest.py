@@ -59,3 +59,26 @@ def tiny_checkpoint(tmp_path_factory, tiny_components):
     path.parent.mkdir(parents=True)
     write_single_file(tiny_components, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def adapter_models(tmp_path_factory, tiny_components, tiny_checkpoint):
+    """A models folder as ComfyUI lays it out: the tiny checkpoint, random LoRAs (kohya and diffusers files of the
+    same LoRA, and two more) and a random ControlNet built from the tiny UNet in its three file layouts."""
+    from types import SimpleNamespace
+
+    from sdxlkit.tiny_controlnet import build_tiny_controlnet, write_controlnet
+    from sdxlkit.tiny_lora import diffusers_state_dict, kohya_state_dict, random_lora, write_lora
+
+    root = tmp_path_factory.mktemp("adapter-models")
+    (root / "checkpoints").mkdir()
+    (root / "checkpoints" / tiny_checkpoint.name).symlink_to(tiny_checkpoint)
+    layers = {name: random_lora(tiny_components, seed) for name, seed in (("style", 1), ("detail", 2), ("light", 3))}
+    loras = {f"{name}_kohya": write_lora(kohya_state_dict(lora, tiny_components), root / "loras" / f"{name}_kohya.safetensors")
+             for name, lora in layers.items()}
+    loras["style_diffusers"] = write_lora(diffusers_state_dict(layers["style"]), root / "loras" / "style_diffusers.safetensors")
+    controlnet = build_tiny_controlnet(tiny_components["unet"], seed=7)
+    controlnets = {layout: write_controlnet(controlnet, root / "controlnet" / f"canny_{layout}{'' if layout == 'folder' else '.safetensors'}", layout)
+                   for layout in ("file", "folder", "ldm")}
+    return SimpleNamespace(root=root, checkpoint=root / "checkpoints" / tiny_checkpoint.name, layers=layers, loras=loras,
+                           controlnet=controlnet, controlnets=controlnets)

@@ -113,3 +113,24 @@ def test_unreadable_or_malformed_task_files_are_clear_errors(tmp_path, capsys):
     broken.write_text('{"taskType": ')
     code, _, err = run_cli(capsys, "validate", broken)
     assert code == 2 and "is not valid JSON" in err
+
+
+def test_lora_and_controlnet_run_from_a_task_file(tmp_path, adapter_models, capsys):
+    guide = tmp_path / "edges.png"
+    Image.effect_noise((96, 96), 80).convert("RGB").save(guide)
+
+    def run(**fields):
+        task = write_task(tmp_path, outputType="base64Data", outputFormat="PNG", **fields)
+        code, out, err = run_cli(capsys, "run", task, "--models", adapter_models.root, "--device", "cpu")
+        assert code == 0, err
+        return Image.open(io.BytesIO(base64.b64decode(json.loads(out)["data"][0]["imageBase64Data"])))
+
+    def differ(a, b):
+        return a.tobytes() != b.tobytes()
+
+    base = run()
+    with_lora = run(lora=[{"model": "style_kohya", "weight": 1.5}, {"model": "detail_kohya", "weight": -1}])
+    with_control = run(controlNet=[{"model": "canny_ldm", "guideImage": "edges.png", "controlMode": "controlnet",
+                                    "endStepPercentage": 70}])
+    assert differ(base, with_lora) and differ(base, with_control) and differ(with_lora, with_control)
+    assert not differ(base, run(lora=[{"model": "style_kohya", "weight": 0}]))

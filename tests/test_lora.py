@@ -1,0 +1,131 @@
+"""LoRA stacks: file formats, the LoRA formula on patched layers, weight 0, switching without drift, bad files."""
+
+import pytest
+import torch
+
+from sdxlkit.errors import ModelLoadError, TaskValidationError
+from sdxlkit.generate import Generation, generate
+from sdxlkit.loading.loader import ModelSpec, load_sdxl
+from sdxlkit.lora import LoraFileCache, apply_loras
+from sdxlkit.runner import RunOptions, prepare
+from sdxlkit.task.model import parse_tasks
+from sdxlkit.tiny_lora import kohya_state_dict, random_lora, write_lora
+
+GEN = dict(prompt="a lighthouse on a cliff", negative_prompt="fog", width=64, height=64, steps=3, cfg=5.0,
+           scheduler="Euler", seed=5)
+
+
+@pytest.fixture(scope="module")
+def model(adapter_models):
+    """A model of its own: LoRA adapters are injected into its modules."""
+    return load_sdxl(ModelSpec(adapter_models.checkpoint))
+
+
+def image(components, loras=(), **overrides):
+    return generate(components, Generation(**(GEN | overrides), loras=list(loras)))[0][0]
+
+
+def test_kohya_and_diffusers_files_of_one_lora_give_the_same_image(model, adapter_models):
+    base = image(model)
+    kohya = image(model, [(adapter_models.loras["style_kohya"], 0.8)])
+    diffusers = image(model, [(adapter_models.loras["style_diffusers"], 0.8)])
+    assert (kohya - base).abs().max() > 1e-3
+    assert torch.equal(kohya, diffusers)
+
+
+def test_weight_zero_and_no_lora_are_exactly_the_base_model(model, adapter_models):
+    base = image(model)
+    assert torch.equal(image(model, [(adapter_models.loras["style_kohya"], 0.0)]), base)
+    image(model, [(adapter_models.loras["detail_kohya"], 1.0)])
+    assert torch.equal(image(model, []), base)
+
+
+def _layer_check(components, lora_layers: list, weights: list[float], component: str):
+    """A patched module computes base(x) + sum_k weight_k * alpha_k / rank_k * up_k @ down_k @ x."""
+    module_name = lora_layers[0][component][0].module
+    model = getattr(components, component)
+    names = {n for n, _ in model.named_modules()}
+    module = model.get_submodule(module_name if module_name in names else module_name.removeprefix("text_model."))
+    x = torch.randn(2, module.in_features, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.linear(x, module.base_layer.weight, module.base_layer.bias)
+    for layers, weight in zip(lora_layers, weights):
+        layer = layers[component][0]
+        expected = expected + weight * layer.alpha / layer.down.shape[0] * (x @ layer.down.T @ layer.up.T)
+    with torch.no_grad():
+        assert torch.allclose(module(x), expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("component", ["unet", "text_encoder", "text_encoder_2"])
+def test_patched_layers_follow_the_lora_formula_for_several_loras_and_negative_weights(model, adapter_models, component):
+    layers, loras = adapter_models.layers, adapter_models.loras
+    apply_loras(model, [(loras["style_kohya"], 0.7), (loras["detail_kohya"], -1.5), (loras["light_kohya"], 2.0)])
+    _layer_check(model, [layers["style"], layers["detail"], layers["light"]], [0.7, -1.5, 2.0], component)
+
+
+def test_the_same_file_twice_adds_its_weights(model, adapter_models):
+    style = adapter_models.loras["style_kohya"]
+    assert torch.equal(image(model, [(style, 0.5), (style, 0.25)]), image(model, [(style, 0.75)]))
+
+
+def test_switching_sets_reads_no_file_twice_and_never_drifts(adapter_models, monkeypatch):
+    files = LoraFileCache()
+    monkeypatch.setattr("sdxlkit.lora.files.LORA_FILES", files)
+    components = load_sdxl(ModelSpec(adapter_models.checkpoint))
+    base = image(components)
+    loras = adapter_models.loras
+    set_a = [(loras["style_kohya"], 0.9), (loras["detail_kohya"], -0.6), (loras["light_kohya"], 1.2)]
+    set_b = [(loras["style_diffusers"], -1.0), (loras["detail_kohya"], 0.4), (loras["light_kohya"], 0.3)]
+    first_a = image(components, set_a)
+    unet_weights = {k: v.clone() for k, v in components.unet.state_dict().items() if "lora" not in k}
+    for _ in range(25):
+        apply_loras(components, set_b)
+        apply_loras(components, set_a)
+    assert files.reads == 4
+    assert torch.equal(image(components, set_a), first_a)
+    assert all(torch.equal(v, components.unet.state_dict()[k]) for k, v in unet_weights.items())
+    fresh = load_sdxl(ModelSpec(adapter_models.checkpoint))
+    assert torch.equal(image(components), base)
+    assert torch.equal(image(fresh), base)
+
+
+def test_lycoris_files_are_refused_by_name(tmp_path, model):
+    for kind, keys in (("LoHa", ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b")), ("LoKr", ("lokr_w1", "lokr_w2"))):
+        path = write_lora({f"lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.{k}": torch.ones(4, 4) for k in keys},
+                          tmp_path / f"{kind}.safetensors")
+        with pytest.raises(ModelLoadError, match=rf"{kind}\.safetensors: LyCORIS {kind}"):
+            apply_loras(model, [(path, 1.0)], files=LoraFileCache())
+
+
+def test_bad_lora_files_name_the_file(tmp_path, model, adapter_models):
+    from sdxlkit.tiny import build_tiny_components
+
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(adapter_models.loras["style_kohya"].read_bytes()[:5000])
+    sd15 = write_lora({"lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": torch.ones(4, 32)},
+                      tmp_path / "sd15.safetensors")
+    foreign = write_lora({"model.layers.0.weight": torch.ones(2, 2)}, tmp_path / "foreign.safetensors")
+    mid = build_tiny_components("mid")
+    wrong_size = write_lora(kohya_state_dict(random_lora(mid, 1), mid), tmp_path / "for_another_model.safetensors")
+    cases = [(truncated, "truncated or corrupt"), (sd15, "SD 1.x/2.x"), (foreign, "no SDXL LoRA keys"),
+             (wrong_size, "does not fit this SDXL model")]
+    for path, reason in cases:
+        with pytest.raises(ModelLoadError, match=rf"^{path.name}: .*{reason}"):
+            apply_loras(model, [(path, 1.0)], files=LoraFileCache())
+    base_again = image(model)  # a refused file leaves nothing behind
+    assert torch.equal(base_again, image(load_sdxl(ModelSpec(adapter_models.checkpoint))))
+
+
+def test_task_lora_entries_resolve_from_the_models_folder(adapter_models):
+    task = parse_tasks({"taskType": "imageInference", "taskUUID": "5b6e1c53-61a3-4a62-9f71-1c1a3b0c5a10",
+                        "model": "tiny-sdxl", "positivePrompt": "a cat", "width": 128, "height": 128,
+                        "lora": [{"model": "style_kohya", "weight": -2}, {"model": "detail_kohya"}]})[0]
+    prepared = prepare(task, RunOptions(models_dir=adapter_models.root, device="cpu"))
+    assert prepared.generation.loras == [(adapter_models.loras["style_kohya"], -2.0), (adapter_models.loras["detail_kohya"], 1.0)]
+
+
+def test_transformer_high_or_low_is_refused_for_sdxl(adapter_models):
+    task = parse_tasks({"taskType": "imageInference", "taskUUID": "5b6e1c53-61a3-4a62-9f71-1c1a3b0c5a10",
+                        "model": "tiny-sdxl", "positivePrompt": "a cat", "width": 128, "height": 128,
+                        "lora": [{"model": "style_kohya", "transformer": "both"}, {"model": "style_kohya", "transformer": "low"}]})[0]
+    with pytest.raises(TaskValidationError, match=r"\$\.lora\[1\]\.transformer: got 'low'; SDXL has a single"):
+        prepare(task, RunOptions(models_dir=adapter_models.root, device="cpu"))
