@@ -40,14 +40,18 @@ def test_weight_zero_and_no_lora_are_exactly_the_base_model(model, adapter_model
     assert torch.equal(image(model, []), base)
 
 
-def _layer_check(components, lora_layers: list, weights: list[float], component: str):
+def _module(model, name):
+    names = {n for n, _ in model.named_modules()}
+    return model.get_submodule(name if name in names else name.removeprefix("text_model."))
+
+
+def _layer_check(components, original, lora_layers: list, weights: list[float], component: str):
     """A patched module computes base(x) + sum_k weight_k * alpha_k / rank_k * up_k @ down_k @ x."""
     module_name = lora_layers[0][component][0].module
-    model = getattr(components, component)
-    names = {n for n, _ in model.named_modules()}
-    module = model.get_submodule(module_name if module_name in names else module_name.removeprefix("text_model."))
+    module = _module(getattr(components, component), module_name)
+    base = _module(getattr(original, component), module_name)
     x = torch.randn(2, module.in_features, generator=torch.Generator().manual_seed(0))
-    expected = torch.nn.functional.linear(x, module.base_layer.weight, module.base_layer.bias)
+    expected = base(x)
     for layers, weight in zip(lora_layers, weights):
         layer = layers[component][0]
         expected = expected + weight * layer.alpha / layer.down.shape[0] * (x @ layer.down.T @ layer.up.T)
@@ -59,7 +63,8 @@ def _layer_check(components, lora_layers: list, weights: list[float], component:
 def test_patched_layers_follow_the_lora_formula_for_several_loras_and_negative_weights(model, adapter_models, component):
     layers, loras = adapter_models.layers, adapter_models.loras
     apply_loras(model, [(loras["style_kohya"], 0.7), (loras["detail_kohya"], -1.5), (loras["light_kohya"], 2.0)])
-    _layer_check(model, [layers["style"], layers["detail"], layers["light"]], [0.7, -1.5, 2.0], component)
+    original = load_sdxl(ModelSpec(adapter_models.checkpoint))
+    _layer_check(model, original, [layers["style"], layers["detail"], layers["light"]], [0.7, -1.5, 2.0], component)
 
 
 def test_the_same_file_twice_adds_its_weights(model, adapter_models):
@@ -76,16 +81,20 @@ def test_switching_sets_reads_no_file_twice_and_never_drifts(adapter_models, mon
     set_a = [(loras["style_kohya"], 0.9), (loras["detail_kohya"], -0.6), (loras["light_kohya"], 1.2)]
     set_b = [(loras["style_diffusers"], -1.0), (loras["detail_kohya"], 0.4), (loras["light_kohya"], 0.3)]
     first_a = image(components, set_a)
-    unet_weights = {k: v.clone() for k, v in components.unet.state_dict().items() if "lora" not in k}
+    merged_weights = {k: v.clone() for k, v in components.unet.state_dict().items() if "lora" not in k}
     for _ in range(25):
         apply_loras(components, set_b)
         apply_loras(components, set_a)
     assert files.reads == 4
     assert torch.equal(image(components, set_a), first_a)
-    assert all(torch.equal(v, components.unet.state_dict()[k]) for k, v in unet_weights.items())
+    assert all(torch.equal(v, components.unet.state_dict()[k]) for k, v in merged_weights.items())
     fresh = load_sdxl(ModelSpec(adapter_models.checkpoint))
     assert torch.equal(image(components), base)
     assert torch.equal(image(fresh), base)
+    restored = {k.replace(".base_layer.", "."): v for k, v in components.unet.state_dict().items() if "lora_" not in k}
+    fresh_weights = fresh.unet.state_dict()
+    assert restored.keys() == fresh_weights.keys()
+    assert all(torch.equal(v, restored[k]) for k, v in fresh_weights.items())
 
 
 def test_lycoris_files_are_refused_by_name(tmp_path, model):
@@ -96,7 +105,7 @@ def test_lycoris_files_are_refused_by_name(tmp_path, model):
             apply_loras(model, [(path, 1.0)], files=LoraFileCache())
 
 
-def test_bad_lora_files_name_the_file(tmp_path, model, adapter_models):
+def test_bad_lora_files_name_the_file(tmp_path, model, adapter_models, tiny_components):
     from sdxlkit.tiny import build_tiny_components
 
     truncated = tmp_path / "truncated.safetensors"
@@ -104,9 +113,12 @@ def test_bad_lora_files_name_the_file(tmp_path, model, adapter_models):
     sd15 = write_lora({"lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": torch.ones(4, 32)},
                       tmp_path / "sd15.safetensors")
     foreign = write_lora({"model.layers.0.weight": torch.ones(2, 2)}, tmp_path / "foreign.safetensors")
+    dora = write_lora(kohya_state_dict(adapter_models.layers["style"], tiny_components)
+                      | {"lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.dora_scale": torch.ones(1, 64)},
+                      tmp_path / "dora.safetensors")
     mid = build_tiny_components("mid")
     wrong_size = write_lora(kohya_state_dict(random_lora(mid, 1), mid), tmp_path / "for_another_model.safetensors")
-    cases = [(truncated, "truncated or corrupt"), (sd15, "SD 1.x/2.x"), (foreign, "no SDXL LoRA keys"),
+    cases = [(truncated, "truncated or corrupt"), (sd15, "SD 1.x/2.x"), (foreign, "no SDXL LoRA keys"), (dora, "DoRA"),
              (wrong_size, "does not fit this SDXL model")]
     for path, reason in cases:
         with pytest.raises(ModelLoadError, match=rf"^{path.name}: .*{reason}"):

@@ -1,7 +1,10 @@
-"""Which LoRAs are active on a loaded SDXL model: adapters stay resident and are switched by weight, never fused.
+"""Which LoRAs are applied to a loaded SDXL model, switched without reading files again and without drift.
 
-The base weights are never modified (no fuse/unfuse), so switching sets any number of times cannot drift, and a run
-without LoRAs (or with all weights 0) disables the adapter layers and is bit-identical to the base model.
+Each LoRA file is loaded once into the model as a PEFT adapter and stays resident (disabled: its layers never run).
+Applying a set merges the weighted low-rank products into the base weights of the layers it touches, as ComfyUI
+patches weights, so sampling costs the same as without LoRAs. The original weights of those layers are kept on the
+CPU and copied back before the next set is merged: switching never subtracts, so the base model comes back bit for
+bit however many times sets change, and a run without LoRAs (or with all weights 0) is exactly the base model.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ RESIDENT_ADAPTERS = 8  # adapters kept in the model between runs; the least rece
 
 
 class ResidentLoras:
-    """The adapters loaded into one model: file key -> adapter name, least recently used first."""
+    """The adapters loaded into one model (file key -> adapter name, least recently used first), the set merged
+    into its weights now, and the original weights of the layers that set changed."""
 
     def __init__(self):
         self.names: OrderedDict[tuple, str] = OrderedDict()
-        self.enabled = False
+        self.merged: tuple = ()
+        self.originals: list[tuple] = []  # (base layer, its weight before merging, on the CPU)
         self._counter = 0
 
     def new_name(self) -> str:
@@ -45,12 +50,13 @@ def _injected_layers(components, adapter: str) -> int:
 
 @contextlib.contextmanager
 def _quiet_loading():
-    """transformers prints a table of the adapter keys it "misses" and PEFT warns that a model holds several
-    adapters: both are how resident adapters work, not problems."""
+    """transformers prints a progress bar and a table of the adapter keys it "misses", and PEFT warns that a model
+    holds several adapters: all of it is how resident adapters work, not a problem to report."""
     from transformers.utils import logging as transformers_logging
 
-    level = transformers_logging.get_verbosity()
+    level, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
     transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"Already found a `peft_config`")
@@ -58,6 +64,8 @@ def _quiet_loading():
             yield
     finally:
         transformers_logging.set_verbosity(level)
+        if bars:
+            transformers_logging.enable_progress_bar()
 
 
 def _load(pipe, components, lora: LoraFile, adapter: str) -> None:
@@ -104,9 +112,32 @@ def apply_loras(components, loras: list[tuple[Path, float]], files: LoraFileCach
     """Make exactly `loras` (path, weight) active on `components` (UNet and both text encoders), in place."""
     import torch
 
-    # Adapter tensors made under inference mode (ComfyUI runs nodes in it) could not be re-flagged by PEFT later.
-    with torch.inference_mode(False), torch.no_grad():
+    # Always in inference mode, as ComfyUI runs nodes: weights made or changed in it cannot be touched outside it.
+    with torch.inference_mode():
         _apply(components, loras, files or lora_files.LORA_FILES)
+
+
+def _restore(resident: ResidentLoras) -> None:
+    for layer, original in resident.originals:
+        layer.weight.copy_(original)
+    resident.originals, resident.merged = [], ()
+
+
+def _merge(components, resident: ResidentLoras, adapters: list[tuple[str, float]]) -> None:
+    """base weight + sum of weight x scaling x (B @ A), computed in float32 and cast once, as ComfyUI does."""
+    import torch
+
+    for model in (components.unet, components.text_encoder, components.text_encoder_2):
+        for module in model.modules():
+            present = [(name, weight) for name, weight in adapters if name in getattr(module, "lora_A", {})]
+            if not present:
+                continue
+            layer = module.base_layer
+            resident.originals.append((layer, layer.weight.detach().to("cpu", copy=True)))
+            merged = layer.weight.float()
+            for name, weight in present:
+                merged = merged + weight * module.get_delta_weight(name).to(torch.float32)
+            layer.weight.copy_(merged.to(layer.weight.dtype))
 
 
 def _apply(components, loras: list[tuple[Path, float]], files: LoraFileCache) -> None:
@@ -114,13 +145,12 @@ def _apply(components, loras: list[tuple[Path, float]], files: LoraFileCache) ->
         components.lora_state = ResidentLoras()
     resident: ResidentLoras = components.lora_state
     wanted = _wanted(loras, files)
-    if not wanted and not resident.enabled:
+    if tuple(wanted.items()) == resident.merged:
+        return
+    _restore(resident)
+    if not wanted:
         return
     pipe = _pipeline(components)
-    if not wanted:
-        pipe.disable_lora()
-        resident.enabled = False
-        return
     for key, (path, _) in wanted.items():
         if key not in resident.names:
             adapter = resident.new_name()
@@ -130,6 +160,6 @@ def _apply(components, loras: list[tuple[Path, float]], files: LoraFileCache) ->
     for key in [k for k in resident.names if k not in wanted][:max(0, len(resident.names) - RESIDENT_ADAPTERS)]:
         with _quiet_loading():
             pipe.delete_adapters([resident.names.pop(key)])
-    pipe.enable_lora()
-    pipe.set_adapters([resident.names[k] for k in wanted], [weight for _, weight in wanted.values()])
-    resident.enabled = True
+    pipe.disable_lora()  # adapters only hold the weights; the merged base layers do the work
+    _merge(components, resident, [(resident.names[k], weight) for k, (_, weight) in wanted.items()])
+    resident.merged = tuple(wanted.items())

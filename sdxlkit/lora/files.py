@@ -41,6 +41,8 @@ def _refuse_foreign_formats(path: Path, keys: list[str]) -> None:
             raise ModelLoadError(
                 f"{path.name}: LyCORIS {kind} file; only LoRA/LoCon (low-rank up/down pairs) files can be applied. "
                 f"Use a LoRA version of it, or extract one with LyCORIS' tools.")
+    if any("dora_scale" in k or "lora_magnitude_vector" in k for k in keys):
+        raise ModelLoadError(f"{path.name}: a DoRA file (weight-decomposed LoRA); only plain LoRA/LoCon files can be applied")
     if any(k.startswith(_SD1_TEXT_PREFIX) for k in keys):
         raise ModelLoadError(f"{path.name}: a LoRA for SD 1.x/2.x (one text encoder, 'lora_te_' keys), not for SDXL")
     if not any(k.startswith(_SDXL_PREFIXES) for k in keys):
