@@ -9,8 +9,10 @@ from .inference import SDXLKitInference
 from .loader import SDXLKitLoader
 from .save import SDXLKitSave
 from .stacks import SDXLKitControlNet, SDXLKitLoraStack
+from .task_export import SDXLKitTaskExport
 
-NODES: list[type[io.ComfyNode]] = [SDXLKitLoader, SDXLKitLoraStack, SDXLKitControlNet, SDXLKitInference, SDXLKitSave]
+NODES: list[type[io.ComfyNode]] = [SDXLKitLoader, SDXLKitLoraStack, SDXLKitControlNet, SDXLKitInference, SDXLKitSave,
+                                   SDXLKitTaskExport]
 
 
 def release_engine_models() -> int:

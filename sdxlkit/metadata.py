@@ -45,3 +45,24 @@ def read_texts(data: bytes) -> dict[str, str]:
             key, _, text = value.partition(":")
             texts[key] = text
     return texts
+
+
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF")
+
+
+def is_image(data: bytes) -> bool:
+    return data.startswith(IMAGE_SIGNATURES)
+
+
+def task_from_image(data: bytes, name: str) -> str:
+    """The task JSON an image saved by sdxlkit carries (SDXLKit_Save, `sdxlkit run`)."""
+    from .errors import SdxlKitError
+
+    try:
+        texts = read_texts(data)
+    except Exception as exc:  # PIL raises several types for unreadable images
+        raise SdxlKitError(f"{name}: not a readable image ({exc})") from None
+    if TASK_KEY not in texts:
+        raise SdxlKitError(f"{name}: carries no sdxlkit task (images saved by SDXLKit_Save or `sdxlkit run` do; "
+                           f"found metadata keys: {', '.join(sorted(texts)) or 'none'})")
+    return texts[TASK_KEY]

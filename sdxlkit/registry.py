@@ -18,6 +18,7 @@ from .errors import ModelNotFound, SdxlKitError
 MAPPING_FILE = "sdxlkit_models.json"
 DEFAULT_IDS = {
     "civitai:101055@128078": "checkpoints/sd_xl_base_1.0_0.9vae.safetensors",
+    "runware:20@1": "controlnet/controlnet-canny-sdxl-1.0.safetensors",  # diffusers/controlnet-canny-sdxl-1.0
 }
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 # Folders searched for each kind of model reference: checkpoints may also be diffusers folders (ComfyUI's models/diffusers).

@@ -34,23 +34,33 @@ def seeded_task(task_data: dict, seed: int) -> dict:
     return {k: v for k, v in task_data.items() if k != "numberResults"} | {"seed": seed}
 
 
-def image_result(task: Task, image: Image.Image, seed: int, out_dir: Path | None) -> dict:
-    fmt = task.get("outputFormat")
-    texts = {TASK_KEY: json.dumps(seeded_task(task.data, seed))}
-    data = encode_with_metadata(image, fmt, task.get("outputQuality"), texts)
-    image_uuid = str(uuid.uuid4())
-    result = {"taskType": "imageInference", "taskUUID": task.uuid, "imageUUID": image_uuid, "seed": seed}
+def api_item(task: Task, seed: int, data: bytes, url: str | None = None, image_uuid: str | None = None) -> dict:
+    """One API-shaped result for an encoded image: imageURL (`url`), imageBase64Data or imageDataURI by outputType."""
+    result = {"taskType": "imageInference", "taskUUID": task.uuid, "imageUUID": image_uuid or str(uuid.uuid4()),
+              "seed": seed}
     output_type = task.get("outputType")
     if output_type == "base64Data":
         result["imageBase64Data"] = base64.b64encode(data).decode("ascii")
     elif output_type == "dataURI":
-        result["imageDataURI"] = data_uri(data, fmt)
+        result["imageDataURI"] = data_uri(data, task.get("outputFormat"))
     else:
+        if url is None:
+            raise ValueError("outputType URL needs a URL for the image")
+        result["imageURL"] = url
+    if task.get("includeCost"):
+        result["cost"] = 0
+    return result
+
+
+def image_result(task: Task, image: Image.Image, seed: int, out_dir: Path | None) -> dict:
+    fmt = task.get("outputFormat")
+    texts = {TASK_KEY: json.dumps(seeded_task(task.data, seed))}
+    data = encode_with_metadata(image, fmt, task.get("outputQuality"), texts)
+    url, image_uuid = None, str(uuid.uuid4())
+    if task.get("outputType") not in ("base64Data", "dataURI"):
         if out_dir is None:
             raise ValueError("outputType URL needs an output folder")
         path = Path(out_dir).resolve() / f"{image_uuid}.{FORMATS[fmt][2]}"
         write_atomic(path, data)
-        result["imageURL"] = path.as_uri()
-    if task.get("includeCost"):
-        result["cost"] = 0
-    return result
+        url = path.as_uri()
+    return api_item(task, seed, data, url, image_uuid)

@@ -134,3 +134,21 @@ def test_lora_and_controlnet_run_from_a_task_file(tmp_path, adapter_models, caps
                                     "endStepPercentage": 70}])
     assert differ(base, with_lora) and differ(base, with_control) and differ(with_lora, with_control)
     assert not differ(base, run(lora=[{"model": "style_kohya", "weight": 0}]))
+
+
+def test_run_an_image_reruns_the_task_it_carries(tmp_path, tiny_checkpoint, capsys):
+    task = write_task(tmp_path, outputFormat="PNG", seed=42)
+    code, out, err = run_cli(capsys, "run", task, "--models", tiny_checkpoint.parent.parent, "--out", tmp_path / "out")
+    assert code == 0, err
+    first = json.loads(out)["data"][0]
+    image_path = first["imageURL"].removeprefix("file://")
+    code, out, err = run_cli(capsys, "run", image_path, "--models", tiny_checkpoint.parent.parent, "--out", tmp_path / "again")
+    assert code == 0, err
+    again = json.loads(out)["data"][0]
+    assert again["seed"] == 42 and again["taskUUID"] == UUID
+    a, b = Image.open(image_path), Image.open(again["imageURL"].removeprefix("file://"))
+    assert a.tobytes() == b.tobytes()
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(plain)
+    code, out, err = run_cli(capsys, "run", plain, "--models", tiny_checkpoint.parent.parent)
+    assert code == 1 and "plain.png: carries no sdxlkit task" in err

@@ -32,7 +32,8 @@ def test_pack_registers_only_through_entrypoint(pack):
     assert not hasattr(pack, "NODE_CLASS_MAPPINGS")
     assert pack.WEB_DIRECTORY == "./js"
     ids = set(node_classes(pack))
-    assert ids == {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_Inference", "SDXLKit_Save"}
+    assert ids == {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_Inference", "SDXLKit_Save",
+                   "SDXLKit_TaskExport"}
 
 
 def test_execute_parameters_match_input_ids(pack):
@@ -168,3 +169,17 @@ def test_loader_lists_and_loads_diffusers_folders(comfy_root, pack, tiny_compone
     (model,) = loader.execute("diffusers/tiny-diffusers", "(checkpoint's own)", "auto").args
     assert model.model_ref == "tiny-diffusers"
     assert model.spec.checkpoint.name == "tiny-diffusers"
+
+
+def test_task_export_shows_and_saves_the_task(pack, tmp_path):
+    import folder_paths
+
+    folder_paths.set_root(tmp_path)
+    task = json.dumps({"taskType": "imageInference", "taskUUID": "1e4a0b2c-3d4e-4f60-8a7b-9c0d1e2f3a4b", "seed": 3})
+    cls = node_classes(pack)["SDXLKit_TaskExport"]
+    shown = cls.execute(task, save=False, filename_prefix="t")
+    assert json.loads(shown.ui.value) == json.loads(task) and shown.args == (shown.ui.value,)
+    assert not list(tmp_path.rglob("*.json"))
+    cls.execute(task, save=True, filename_prefix="t")
+    (saved,) = tmp_path.rglob("t_*.json")
+    assert json.loads(saved.read_text()) == json.loads(task)

@@ -67,10 +67,13 @@ def parse_tasks(data: Any) -> list[Task]:
 
 
 def load_tasks(path: str | Path) -> list[Task]:
+    """Tasks from a JSON file, or the task an image saved by sdxlkit carries (PNG/JPG/WEBP metadata)."""
     from ..errors import Problem, SdxlKitError, TaskValidationError
+    from ..metadata import is_image, task_from_image
 
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
+        text = task_from_image(raw, str(path)) if is_image(raw) else raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SdxlKitError(f"cannot read the task file {path}: {exc}") from None
     try:

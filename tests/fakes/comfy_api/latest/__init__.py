@@ -78,6 +78,10 @@ class _UI:
         def __init__(self, results, is_animated=False):
             self.results = results
 
+    class PreviewText:
+        def __init__(self, value, **kwargs):
+            self.value = value
+
 
 ui = _UI()
 

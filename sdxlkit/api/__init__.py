@@ -1,0 +1,1 @@
+"""The cloud API's request/response shapes for the headless task route: errors, results, async jobs, webhooks."""

@@ -1,0 +1,48 @@
+"""Engine errors in the API's shape: {"errors": [{"code", "message", "parameter", "taskType", "taskUUID"}]}."""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import (ImageInputError, ModelLoadError, ModelNotFound, NotSupportedYet, SdxlKitError, TaskValidationError,
+                      UnsupportedScheduler)
+
+_TASK_PATH = re.compile(r"^\$(?:\[(\d+)\])?\.?(.*)$")
+# error class -> (code, HTTP status)
+_CODES = [(TaskValidationError, "invalidParameter", 400), (NotSupportedYet, "unsupportedParameter", 400),
+          (UnsupportedScheduler, "unsupportedScheduler", 400), (ModelNotFound, "modelNotFound", 400),
+          (ImageInputError, "invalidImage", 400), (ModelLoadError, "invalidModel", 400), (SdxlKitError, "invalidRequest", 400)]
+
+
+def _uuid_of(tasks: list, index: int | None) -> str | None:
+    if isinstance(tasks, list) and index is not None and index < len(tasks) and isinstance(tasks[index], dict):
+        return tasks[index].get("taskUUID")
+    if isinstance(tasks, dict):
+        return tasks.get("taskUUID")
+    return None
+
+
+def _entry(code: str, message: str, parameter: str | None, task_uuid: str | None) -> dict:
+    return {"code": code, "message": message, "parameter": parameter, "taskType": "imageInference", "taskUUID": task_uuid}
+
+
+def validation_errors(error: TaskValidationError, tasks) -> list[dict]:
+    """One entry per problem; `parameter` is the field path inside its task ("width", "lora[0].weight")."""
+    out = []
+    for problem in error.problems:
+        match = _TASK_PATH.match(problem.path)
+        index = int(match.group(1)) if match and match.group(1) is not None else (0 if isinstance(tasks, dict) else None)
+        parameter = (match.group(2) if match else problem.path) or None
+        out.append(_entry("invalidParameter", f"{parameter or 'task'}: {problem.message}", parameter, _uuid_of(tasks, index)))
+    return out
+
+
+def error_response(error: Exception, tasks=None, task_uuid: str | None = None) -> tuple[dict, int]:
+    """(body, HTTP status) for any error; errors that are not the user's are 500 with a generic code."""
+    if isinstance(error, TaskValidationError):
+        return {"errors": validation_errors(error, tasks)}, 400
+    for cls, code, status in _CODES:
+        if isinstance(error, cls):
+            parameter = ",".join(error.fields) if isinstance(error, NotSupportedYet) else None
+            return {"errors": [_entry(code, str(error), parameter, task_uuid)]}, status
+    return {"errors": [_entry("internalError", f"{type(error).__name__}: {error}", None, task_uuid)]}, 500
