@@ -3,7 +3,7 @@
 from ..sdxlkit.controlnet import CONTROLNETS
 from ..sdxlkit.loading.cache import MODEL_CACHE
 from ..sdxlkit.lora import LORA_FILES
-from . import host
+from . import convert_route, host, task_route
 from ._api import ComfyExtension, io
 from .inference import SDXLKitInference
 from .loader import SDXLKitLoader
@@ -25,4 +25,5 @@ def release_engine_models() -> int:
 class SdxlKitExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         host.release_models_with_comfy(release_engine_models)
+        host.add_routes(task_route.register, convert_route.register)
         return NODES

@@ -75,3 +75,21 @@ def release_models_with_comfy(release) -> None:
 
     unload_all_models.sdxlkit_release = True
     mm.unload_all_models = unload_all_models
+
+
+_routes_added = False
+
+
+def add_routes(*registrars) -> None:
+    """Give each registrar ComfyUI's route table, once (there is no server when the nodes are imported in tests)."""
+    global _routes_added
+    try:
+        import server
+    except ImportError:
+        return
+    instance = getattr(server.PromptServer, "instance", None)
+    if instance is None or _routes_added:
+        return
+    for register in registrars:
+        register(instance.routes)
+    _routes_added = True

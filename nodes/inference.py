@@ -62,7 +62,15 @@ class SDXLKitInference(io.ComfyNode):
                 ControlStack.Input("control_stack", optional=True),
             ],
             outputs=[io.Image.Output(display_name="images"), io.String.Output(display_name="task")],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
+
+    @classmethod
+    def _task_uuid(cls) -> str:
+        """The taskUUID kept in the node's _meta by task -> graph conversion (a prompt from the task route), or a new one."""
+        prompt, node_id = (cls.hidden.prompt, cls.hidden.unique_id) if cls.hidden is not None else (None, None)
+        kept = ((prompt or {}).get(str(node_id)) or {}).get("_meta", {}).get("taskUUID")
+        return kept if isinstance(kept, str) and kept else str(uuid.uuid4())
 
     @classmethod
     def execute(cls, model, seed_image=None, mask_image=None, lora_stack=None, control_stack=None,
@@ -76,7 +84,7 @@ class SDXLKitInference(io.ComfyNode):
         for i, entry in enumerate(control_stack):
             images[guide_image_key(i)] = entry.image
         task_data = task_from_widgets(
-            values, model=model.model_ref, vae=model.vae_ref, task_uuid=str(uuid.uuid4()),
+            values, model=model.model_ref, vae=model.vae_ref, task_uuid=cls._task_uuid(),
             seed_image=_png_data_uri(images["seedImage"]) if "seedImage" in images else None,
             mask_image=_png_data_uri(images["maskImage"]) if "maskImage" in images else None,
             lora=[lora_node.entry_from_widgets(e.values, e.model_ref) for e in lora_stack],

@@ -1,4 +1,4 @@
-"""Command line: `sdxlkit run`, `sdxlkit validate`, `sdxlkit demo`. Runs without ComfyUI."""
+"""Command line: `sdxlkit run`, `sdxlkit validate`, `sdxlkit demo`, `sdxlkit convert`. Runs without ComfyUI."""
 
 from __future__ import annotations
 
@@ -96,6 +96,24 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from .graph.convert import convert, read_document
+    from .graph.mapping import ConvertOptions
+
+    source = Path(args.file)
+    if not source.is_file():
+        raise SdxlKitError(f"cannot read {source}: no such file")
+    options = ConvertOptions(input_dir=args.input_dir and Path(args.input_dir), models_dir=args.models and Path(args.models),
+                             images=args.images, base_dir=source.resolve().parent)
+    text = json.dumps(convert(read_document(source), args.to, options), indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdxlkit", description="Run SDXL imageInference tasks locally (no ComfyUI needed).")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what is loaded and why")
@@ -125,6 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     run_flags(p, None)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("convert", help="convert between a task, a ComfyUI API prompt and a ComfyUI workflow")
+    p.add_argument("file", help="a task JSON (object or array), an API prompt, a UI workflow, or an image carrying one")
+    p.add_argument("--to", required=True, choices=["task", "api", "workflow"])
+    p.add_argument("--input-dir", help="ComfyUI's input folder: task images are written there, graph images read from it")
+    p.add_argument("--models", help="models folder: map model ids (civitai:...) to file names and back "
+                                    "(default: copy references as they are)")
+    p.add_argument("--images", choices=["data_uri", "file"], default="data_uri",
+                   help="how a task gets the graph's images: PNG data URIs (default) or absolute file paths")
+    p.add_argument("--out", help="write the result to this file (default: print it)")
+    p.set_defaults(func=cmd_convert)
     return parser
 
 

@@ -54,11 +54,19 @@ def load_image(ref: str, field: str, *, allow_urls: bool = False, base_dir: Path
     path = Path(ref.removeprefix("file://")).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
-    if len(ref) < 4096 and path.is_file():
+    if len(ref) < 4096 and _is_file(path):
         return _open(path.read_bytes(), field)
     if re.fullmatch(r"[A-Za-z0-9+/=\s_-]+", ref) and len(ref) >= 16:
         return _open(_b64decode(ref, field), field)
     raise ImageInputError(f"{field}: not a data URI, base64 image or existing file: {ref[:80]!r}")
+
+
+def _is_file(path: Path) -> bool:
+    """False also for text no file system accepts as a name (bare base64 longer than a file name may be)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _b64decode(text: str, field: str) -> bytes:

@@ -17,7 +17,13 @@ from sdxlkit.metadata import read_texts
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 pytestmark = [pytest.mark.host, pytest.mark.skipif(not COMFYUI_PATH, reason="set COMFYUI_PATH to test in a real ComfyUI")]
 ROOT = Path(__file__).resolve().parent.parent
-NODE_IDS = {"SDXLKit_Loader", "SDXLKit_Inference", "SDXLKit_Save"}
+NODE_IDS = {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_Inference", "SDXLKit_Save",
+            "SDXLKit_TaskExport"}
+# the file names the example workflows use, served by the tiny test models
+EXAMPLE_MODELS = {"checkpoints/sd_xl_base_1.0_0.9vae.safetensors": "checkpoint",
+                  "loras/sdxl_watercolor_style.safetensors": "style_kohya",
+                  "loras/sdxl_detail_tweaker.safetensors": "detail_kohya",
+                  "controlnet/controlnet-canny-sdxl-1.0.safetensors": "canny_file"}
 
 
 def _free_port() -> int:
@@ -31,26 +37,41 @@ def _get(url: str):
         return json.loads(response.read())
 
 
-def _post(url: str, body: dict):
+def _post(url: str, body, timeout: float = 30):
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
 
 
+def _post_status(url: str, body) -> tuple[int, dict]:
+    try:
+        return 200, _post(url, body, timeout=300)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _link(path: Path, target: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_checkpoint):
+def server(tmp_path_factory, tiny_checkpoint, adapter_models):
     base = tmp_path_factory.mktemp("comfy-base")
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / "sdxlkit").symlink_to(ROOT)
-    (base / "models" / "checkpoints").mkdir(parents=True)
-    (base / "models" / "checkpoints" / "tiny-sdxl.safetensors").symlink_to(tiny_checkpoint)
+    _link(base / "models" / "checkpoints" / "tiny-sdxl.safetensors", tiny_checkpoint)
+    files = {"checkpoint": tiny_checkpoint, **adapter_models.loras, "canny_file": adapter_models.controlnets["file"]}
+    for name, source in EXAMPLE_MODELS.items():
+        _link(base / "models" / name, files[source])
     python = os.environ.get("COMFYUI_PYTHON", str(Path(COMFYUI_PATH).parent / "venv" / "bin" / "python"))
     port = _free_port()
     log = open(base / "server.log", "w")
     process = subprocess.Popen(
         [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
          "--base-directory", str(base)],
-        cwd=COMFYUI_PATH, stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"HF_HUB_OFFLINE": "1"},
+        cwd=COMFYUI_PATH, stdout=log, stderr=subprocess.STDOUT,
+        env=os.environ | {"HF_HUB_OFFLINE": "1", "SDXLKIT_OUTBOUND": "1", "SDXLKIT_OUTBOUND_PRIVATE": "1"},
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -109,7 +130,8 @@ def test_loader_inference_save_through_prompt(server):
     assert json.loads(texts["prompt"])["2"]["class_type"] == "SDXLKit_Inference"
     assert "workflow" in texts
     task = json.loads(texts["sdxlkit_task"])
-    assert task["scheduler"] == "DPM++ 2M Karras" and task["model"] == "tiny-sdxl.safetensors" and task["seed"] == 3
+    # the example workflows' checkpoint name links to the same file, so the task names it by the id mapped to it
+    assert task["scheduler"] == "DPM++ 2M Karras" and task["model"] == "civitai:101055@128078" and task["seed"] == 3
 
 
 def test_bad_widget_value_is_reported_before_running(server):
@@ -119,3 +141,127 @@ def test_bad_widget_value_is_reported_before_running(server):
     with pytest.raises(urllib.error.HTTPError) as info:
         _post(url + "/prompt", {"prompt": prompt})
     assert info.value.code == 400
+
+
+def _task(uuid: str, **fields) -> dict:
+    return {"taskType": "imageInference", "taskUUID": uuid, "model": "civitai:101055@128078", "positivePrompt": "a lighthouse at dusk",
+            "width": 128, "height": 128, "steps": 3, "seed": 5} | fields
+
+
+def _history_size(url: str) -> int:
+    return len(_get(url + "/history"))
+
+
+def _png_data_uri(path: Path) -> str:
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def test_task_array_runs_through_the_route_in_sync_mode(server):
+    url, _ = server
+    guide = _png_data_uri(ROOT / "workflows" / "assets" / "lighthouse_canny.png")
+    tasks = [_task("a1111111-2222-4333-8444-555555555555", outputType="base64Data", outputFormat="PNG", numberResults=2, includeCost=True),
+             _task("b1111111-2222-4333-8444-555555555555", outputType="dataURI", outputFormat="WEBP",
+                   lora=[{"model": "sdxl_watercolor_style", "weight": 0.7}],
+                   controlNet=[{"model": "runware:20@1", "guideImage": guide, "controlMode": "prompt", "endStepPercentage": 70}])]
+    status, body = _post_status(url + "/sdxlkit/v1", tasks)
+    assert status == 200, body
+    data = body["data"]
+    assert [(d["taskUUID"][0], d["seed"]) for d in data] == [("a", 5), ("a", 6), ("b", 5)]
+    assert data[0]["cost"] == 0 and "cost" not in data[2]
+    from PIL import Image
+    import base64
+    import io
+
+    first = Image.open(io.BytesIO(base64.b64decode(data[0]["imageBase64Data"])))
+    assert first.format == "PNG" and first.size == (128, 128)
+    assert data[2]["imageDataURI"].startswith("data:image/webp;base64,")
+    assert len({d["imageUUID"] for d in data}) == 3
+
+
+def test_async_tasks_are_polled_and_delivered_to_the_webhook(server):
+    import http.server
+    import threading
+
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hook = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    url, _ = server
+    uuid = "c1111111-2222-4333-8444-555555555555"
+    task = _task(uuid, deliveryMethod="async", webhookURL=f"http://127.0.0.1:{hook.server_port}/hook")
+    status, body = _post_status(url + "/sdxlkit/v1", [task])
+    assert status == 200 and body == {"data": [{"taskType": "imageInference", "taskUUID": uuid, "status": "processing"}]}
+    for _ in range(120):
+        status, body = _post_status(url + "/sdxlkit/v1", [{"taskType": "getResponse", "taskUUID": uuid}])
+        if body["data"][0]["status"] != "processing":
+            break
+        time.sleep(0.5)
+    hook.shutdown()
+    assert status == 200 and body["data"][0]["status"] == "success" and body["data"][0]["seed"] == 5
+    assert body["data"][0]["imageURL"].startswith(url + "/view?filename=")
+    with urllib.request.urlopen(body["data"][0]["imageURL"], timeout=10) as image:
+        assert image.read(3) == b"\xff\xd8\xff"  # outputFormat defaults to JPG
+    for _ in range(20):
+        if received:
+            break
+        time.sleep(0.25)
+    assert received and received[0]["data"][0]["taskUUID"] == uuid
+
+
+@pytest.mark.parametrize("tasks,parameter", [
+    ([_task("d1111111-2222-4333-8444-555555555555", width=4096)], "width"),
+    ([_task("d2111111-2222-4333-8444-555555555555", model="../../../etc/passwd")], None),
+    ([_task("d3111111-2222-4333-8444-555555555555", lora=[{"model": "sdxl_watercolor_style", "weight": 10}])], "lora[0].weight"),
+    ([_task("d4111111-2222-4333-8444-555555555555", lora=[{"model": "no_such_lora"}])], None),
+    ([_task("d5111111-2222-4333-8444-555555555555", controlNet=[{"model": "runware:20@1", "guideImage": "http://169.254.169.254/x.png"}])], None),
+    ([_task("d6111111-2222-4333-8444-555555555555", shell="rm -rf /")], "shell"),
+    ([_task("d7111111-2222-4333-8444-555555555555"), _task("d8111111-2222-4333-8444-555555555555", steps=0)], "steps"),
+    ([_task("d9111111-2222-4333-8444-555555555555", uploadEndpoint="file:///etc/passwd")], "uploadEndpoint"),
+    ("not a task array", None),
+])
+def test_hostile_tasks_are_refused_before_the_queue(server, tasks, parameter):
+    url, _ = server
+    before = _history_size(url)
+    status, body = _post_status(url + "/sdxlkit/v1", tasks)
+    assert status == 400, body
+    assert body["errors"] and all({"code", "message", "parameter", "taskType", "taskUUID"} <= set(e) for e in body["errors"])
+    if parameter:
+        assert parameter in {e["parameter"] for e in body["errors"]}
+    time.sleep(0.5)
+    assert _history_size(url) == before and _get(url + "/queue") == {"queue_running": [], "queue_pending": []}
+
+
+@pytest.mark.parametrize("name", sorted(p.name.removesuffix(".api.json") for p in (ROOT / "workflows").glob("*.api.json")))
+def test_example_workflow_runs_through_prompt(server, name):
+    import shutil
+
+    url, base = server
+    (base / "input").mkdir(exist_ok=True)
+    for asset in (ROOT / "workflows" / "assets").iterdir():  # the example images, as a user copies them
+        shutil.copy(asset, base / "input" / asset.name)
+    prompt_id = _post(url + "/prompt", {"prompt": json.loads((ROOT / "workflows" / f"{name}.api.json").read_text())})["prompt_id"]
+    for _ in range(600):
+        history = _get(f"{url}/history/{prompt_id}")
+        if prompt_id in history and history[prompt_id]["status"].get("completed") is not None:
+            break
+        time.sleep(1)
+    entry = history[prompt_id]
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    (save_id,) = [i for i, n in json.loads((ROOT / "workflows" / f"{name}.api.json").read_text()).items() if n["class_type"] == "SDXLKit_Save"]
+    saved = entry["outputs"][save_id]["images"][0]
+    task = json.loads(read_texts((base / "output" / saved["subfolder"] / saved["filename"]).read_bytes())["sdxlkit_task"])
+    twin = json.loads((ROOT / "workflows" / f"{name}.task.json").read_text())
+    assert task["taskUUID"] == twin["taskUUID"] and task.get("lora") == twin.get("lora")
+    assert [{k: v for k, v in c.items() if k != "guideImage"} for c in task.get("controlNet", [])] == \
+        [{k: v for k, v in c.items() if k != "guideImage"} for c in twin.get("controlNet", [])]

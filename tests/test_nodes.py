@@ -183,3 +183,32 @@ def test_task_export_shows_and_saves_the_task(pack, tmp_path):
     cls.execute(task, save=True, filename_prefix="t")
     (saved,) = tmp_path.rglob("t_*.json")
     assert json.loads(saved.read_text()) == json.loads(task)
+
+
+def test_lora_and_controlnet_stacks_feed_the_inference_node(comfy_root, pack, adapter_models):
+    for kind, path in (("loras", adapter_models.loras["style_kohya"]), ("loras", adapter_models.loras["detail_kohya"]),
+                       ("controlnet", adapter_models.controlnets["file"])):
+        (comfy_root / "models" / kind).mkdir(parents=True, exist_ok=True)
+        (comfy_root / "models" / kind / path.name).symlink_to(path)
+    classes = node_classes(pack)
+    (model,) = classes["SDXLKit_Loader"].execute("tiny-sdxl.safetensors", "(checkpoint's own)", "auto").args
+    (loras,) = classes["SDXLKit_LoraStack"].execute("style_kohya.safetensors", weight=0.9, transformer="both").args
+    (loras,) = classes["SDXLKit_LoraStack"].execute("detail_kohya.safetensors", lora_stack=loras, weight=-0.5, transformer="both").args
+    guide = torch.rand(1, 96, 96, 3)
+    (controls,) = classes["SDXLKit_ControlNet"].execute(guide, "canny_file.safetensors", weight=0.7, control_mode="controlnet",
+                                                        start=1, start_unit="step", end=80, end_unit="percent").args
+    inference = classes["SDXLKit_Inference"]
+    inference.hidden = type("Hidden", (), {"prompt": {"5": {"_meta": {"taskUUID": "0b3e5c2a-7d41-4f0e-9c6b-2f8a1d3e4b5c"}}}, "unique_id": "5"})
+    try:
+        base, _ = inference.execute(model, **inference_values(number_results=1)).args
+        images, task_json = inference.execute(model, lora_stack=loras, control_stack=controls, **inference_values(number_results=1)).args
+    finally:
+        inference.hidden = None
+    task = json.loads(task_json)
+    assert task["taskUUID"] == "0b3e5c2a-7d41-4f0e-9c6b-2f8a1d3e4b5c"
+    assert task["lora"] == [{"model": "style_kohya.safetensors", "weight": 0.9}, {"model": "detail_kohya.safetensors", "weight": -0.5}]
+    (control,) = task["controlNet"]
+    assert control["guideImage"].startswith("data:image/png;base64,")
+    assert {k: v for k, v in control.items() if k != "guideImage"} == {
+        "model": "canny_file.safetensors", "weight": 0.7, "controlMode": "controlnet", "startStep": 1, "endStepPercentage": 80}
+    assert (images - base).abs().max() > 1e-3

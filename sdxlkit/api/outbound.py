@@ -9,7 +9,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..errors import SdxlKitError
+from ..errors import Problem, SdxlKitError, TaskValidationError
 
 
 @dataclass(frozen=True)
@@ -35,17 +35,24 @@ def _is_private(address) -> bool:
             or address.is_multicast or address.is_unspecified)
 
 
+def _refuse(field: str, message: str) -> TaskValidationError:
+    return TaskValidationError([Problem(f"$.{field}", message)])
+
+
 def check_outbound(url: str, field: str, policy: OutboundPolicy) -> str:
     """The URL if results may be sent there; else an error naming the field and why."""
     if not policy.enabled:
-        raise SdxlKitError(f"{field}: sending results to URLs is off on this server; enable it in the sdxlkit settings "
-                           "(Settings > sdxlkit > Outbound), or remove the field")
+        raise _refuse(field, "sending results to URLs is off on this server; enable it in the sdxlkit settings "
+                             "(Settings > sdxlkit > Outbound) or with SDXLKIT_OUTBOUND=1, or remove the field")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SdxlKitError(f"{field}: {url!r} is not an http(s) URL")
-    if not policy.allow_private:
-        blocked = [str(a) for a in _addresses(parts.hostname) if _is_private(a)]
-        if blocked:
-            raise SdxlKitError(f"{field}: {parts.hostname} is a loopback or private address ({', '.join(blocked)}); "
-                               "sending there needs the setting that allows private addresses")
+        raise _refuse(field, f"{url!r} is not an http(s) URL")
+    try:
+        addresses = _addresses(parts.hostname)
+    except SdxlKitError as exc:
+        raise _refuse(field, str(exc)) from None
+    blocked = [str(a) for a in addresses if _is_private(a)]
+    if blocked and not policy.allow_private:
+        raise _refuse(field, f"{parts.hostname} is a loopback or private address ({', '.join(blocked)}); sending there "
+                             "needs the setting that allows private addresses (SDXLKIT_OUTBOUND_PRIVATE=1)")
     return url

@@ -12,8 +12,8 @@ from ..results import api_item
 from ..task.model import Task, parse_tasks
 from .outbound import OutboundPolicy, check_outbound
 
-# Fields the route itself honours; the engine's checks run on the task without them.
-ROUTE_FIELDS = ("deliveryMethod", "webhookURL", "uploadEndpoint")
+# Fields the route itself honours (how results are delivered); the engine and the graph get the task without them.
+ROUTE_FIELDS = ("deliveryMethod", "webhookURL", "uploadEndpoint", "outputType", "includeCost")
 GET_RESPONSE = "getResponse"
 
 
@@ -44,7 +44,7 @@ def read_request(body) -> Request:
 
 
 def engine_view(task: Task) -> Task:
-    """The task without the fields the route handles itself (delivery, webhook, upload)."""
+    """The task without the fields the route handles itself (delivery, result shape, webhook, upload)."""
     return Task({k: v for k, v in task.data.items() if k not in ROUTE_FIELDS})
 
 

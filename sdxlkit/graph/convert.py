@@ -1,0 +1,99 @@
+"""Graph <-> imageInference task conversion: the public functions.
+
+A ComfyUI graph of the pack's nodes and a task JSON are the same thing seen two ways:
+- `tasks_to_api` / `tasks_to_workflow`: one task or an array -> an API prompt / a UI workflow (one row of nodes
+  per task: Loader, LoadImage/LoadImageMask for the images, LoRA and ControlNet stack chains, Inference, Save);
+- `graph_to_tasks`: an API prompt or UI workflow -> one task per SDXLKit_Inference node, in node id order;
+- `convert`: any of the three (detected by `detect_format`) to any.
+
+Round trips (task -> graph -> task) give back the task except where the graph cannot tell "unset" from a value:
+- always written: steps, scheduler, CFGScale (their defaults when the task had none), seed (a random one, drawn
+  at conversion, when the task had none), strength when there is a seed image (1.0 for outpaint, else 0.8);
+- not written: negativePrompt "", clipSkip 0, numberResults 1, outpaint sides of 0 and blur 0, empty lora /
+  controlNet lists, a LoRA's transformer "both", a ControlNet's controlMode "balanced", startStepPercentage 0 and
+  endStepPercentage 100, outputFormat "JPG", outputQuality 95, and the fields accepted only with the value the
+  graph has anyway (from_task.GRAPH_BEHAVIOUR); a LoRA or ControlNet weight is always written;
+- images come back as PNGs with the same pixels as the engine reads (images.py), not the same bytes;
+- model references are the same text without a models folder; with one they come back canonical (references.py);
+- taskUUID is kept (to_task.py).
+Fields no node holds are refused, naming them (from_task.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..metadata import TASK_KEY, read_texts
+from .api_prompt import api_from_graph, graph_from_api
+from .from_task import graph_from_tasks
+from .mapping import ConvertOptions, GraphConversionError
+from .to_task import tasks_from_graph
+from .ui_workflow import graph_from_workflow, workflow_from_graph
+
+FORMATS = ("task", "api", "workflow")
+_IMAGE_KEYS = (TASK_KEY, "workflow", "prompt")  # metadata texts, in order of preference
+
+
+def detect_format(data: Any) -> str:
+    """"task" (an object with taskType, or an array of them), "api" (every value has a class_type) or "workflow"."""
+    if isinstance(data, list) or (isinstance(data, dict) and "taskType" in data):
+        return "task"
+    if isinstance(data, dict) and isinstance(data.get("nodes"), list) and "links" in data:
+        return "workflow"
+    if isinstance(data, dict) and data and all(isinstance(v, dict) and "class_type" in v for v in data.values()):
+        return "api"
+    raise GraphConversionError("not an imageInference task, a ComfyUI API prompt or a ComfyUI workflow")
+
+
+def tasks_to_api(tasks: dict | list, options: ConvertOptions = ConvertOptions()) -> dict:
+    return api_from_graph(graph_from_tasks(tasks, options))
+
+
+def tasks_to_workflow(tasks: dict | list, options: ConvertOptions = ConvertOptions()) -> dict:
+    return workflow_from_graph(graph_from_tasks(tasks, options))
+
+
+def graph_to_tasks(graph: dict, options: ConvertOptions = ConvertOptions()) -> list[dict]:
+    """The tasks of an API prompt or a UI workflow."""
+    kind = detect_format(graph)
+    if kind == "task":
+        raise GraphConversionError("this is already a task, not a graph")
+    return tasks_from_graph(graph_from_api(graph) if kind == "api" else graph_from_workflow(graph), options)
+
+
+def convert(data: Any, to: str, options: ConvertOptions = ConvertOptions()) -> Any:
+    """Any supported document to `to` ("task": one task object, or an array for several; "api"; "workflow")."""
+    if to not in FORMATS:
+        raise GraphConversionError(f"cannot convert to {to!r}; choose one of {', '.join(FORMATS)}")
+    if detect_format(data) == "task":
+        from ..task.model import parse_tasks
+
+        tasks = [t.data for t in parse_tasks(data)]
+    else:
+        tasks = graph_to_tasks(data, options)
+    if to == "task":
+        return tasks[0] if len(tasks) == 1 else tasks
+    return tasks_to_api(tasks, options) if to == "api" else tasks_to_workflow(tasks, options)
+
+
+def read_document(path: Path) -> Any:
+    """A JSON file, or an image carrying a task (sdxlkit_task), a workflow or an API prompt in its metadata."""
+    data = Path(path).read_bytes()
+    if data.lstrip()[:1] in (b"{", b"["):
+        try:
+            return json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise GraphConversionError(f"{path} is not valid JSON: {exc}") from None
+    try:
+        texts = read_texts(data)
+    except Exception as exc:
+        raise GraphConversionError(f"{path} is neither JSON nor a readable image ({exc})") from None
+    for key in _IMAGE_KEYS:
+        if key in texts:
+            try:
+                return json.loads(texts[key])
+            except json.JSONDecodeError as exc:
+                raise GraphConversionError(f"{path}: the {key!r} metadata is not valid JSON ({exc})") from None
+    raise GraphConversionError(f"{path} carries no task, workflow or prompt in its metadata")

@@ -1,0 +1,11 @@
+"""Every node type the conversion knows, by class_type. A new node type adds its module here."""
+
+from __future__ import annotations
+
+from ..mapping import NodeMapping
+from . import controlnet, inference, load_image, loader, lora, save
+
+MAPPINGS: dict[str, NodeMapping] = {m.class_type: m for m in (
+    loader.MAPPING, load_image.IMAGE_MAPPING, load_image.MASK_MAPPING, lora.MAPPING, controlnet.MAPPING,
+    inference.MAPPING, save.MAPPING,
+)}

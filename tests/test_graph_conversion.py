@@ -1,0 +1,489 @@
+"""Graph <-> task conversion: the node mappings against the real node definitions, the written formats, images,
+model references, refused fields, graphs the way users build them, and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from graph_helpers import check_workflow, data_uri, encode, make_image, pixels
+from PIL import Image
+
+from sdxlkit.cli import main
+from sdxlkit.graph.convert import convert, detect_format, graph_to_tasks, tasks_to_api, tasks_to_workflow
+from sdxlkit.graph.mapping import ConvertOptions, GraphConversionError, Socket, Widget
+from sdxlkit.graph.mappings import MAPPINGS
+from sdxlkit.metadata import TASK_KEY, encode_with_metadata
+
+UUID = "2b7c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d9e"
+TASK = {"taskType": "imageInference", "taskUUID": UUID, "model": "base.safetensors", "positivePrompt": "a red boat",
+        "width": 128, "height": 128, "seed": 11}
+PACK_NODES = ("SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_Inference", "SDXLKit_Save")
+WIDGET_IO = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+
+
+def opts(tmp_path, **kwargs) -> ConvertOptions:
+    (tmp_path / "input").mkdir(exist_ok=True)
+    return ConvertOptions(input_dir=tmp_path / "input", **kwargs)
+
+
+def node_of(graph: dict, class_type: str) -> tuple[str, dict]:
+    (found,) = [(k, v) for k, v in graph.items() if v["class_type"] == class_type]
+    return found
+
+
+# --- the mappings are the nodes ---
+
+@pytest.fixture(scope="module")
+def schemas(pack):
+    extension = asyncio.run(pack.comfy_entrypoint())
+    return {cls.define_schema().node_id: cls.define_schema() for cls in asyncio.run(extension.get_node_list())}
+
+
+@pytest.mark.parametrize("node_id", PACK_NODES)
+def test_mapping_matches_the_node_definition(schemas, node_id):
+    """Same inputs in the same order, with socket/widget kind, type, default, optionality and seed control."""
+    definition, mapping = schemas[node_id], MAPPINGS[node_id]
+    declared = []
+    for i in definition.inputs:
+        kwargs = i.kwargs
+        if i.io_type in WIDGET_IO and not kwargs.get("force_input"):
+            declared.append(("widget", i.id, i.io_type, kwargs.get("default"), bool(kwargs.get("control_after_generate")),
+                             bool(kwargs.get("multiline"))))
+        else:
+            declared.append(("socket", i.id, i.io_type, bool(kwargs.get("optional"))))
+    mapped = [("widget", i.name, i.type, i.default, i.control_after_generate, i.multiline) if isinstance(i, Widget)
+              else ("socket", i.name, i.type, i.optional) for i in mapping.inputs]
+    assert mapped == declared
+    assert [(o.name, o.type) for o in mapping.outputs] == [(o.display_name, o.io_type) for o in definition.outputs]
+    assert mapping.title == definition.display_name
+
+
+def test_loader_constants_match_the_node(pack):
+    from sdxlkit.graph.mappings.loader import OWN_VAE
+    from sdxlkit.graph.references import DIFFUSERS_PREFIX
+
+    assert (OWN_VAE, DIFFUSERS_PREFIX) == (pack.nodes.loader.OWN_VAE, pack.nodes.loader.DIFFUSERS_PREFIX)
+
+
+# --- what is written ---
+
+def test_workflow_shape_and_widget_order():
+    workflow = tasks_to_workflow(TASK | {"negativePrompt": "fog", "steps": 12, "outputFormat": "WEBP"})
+    check_workflow(workflow)
+    nodes = {n["type"]: n for n in workflow["nodes"]}
+    assert list(nodes) == ["SDXLKit_Loader", "SDXLKit_Inference", "SDXLKit_Save"]
+    inference = nodes["SDXLKit_Inference"]
+    assert inference["widgets_values"][:7] == ["a red boat", "fog", 128, 128, 11, "fixed", 12]
+    assert len(inference["widgets_values"]) == 20
+    assert [i["name"] for i in inference["inputs"]] == ["model", "seed_image", "mask_image", "lora_stack", "control_stack"]
+    assert inference["properties"]["taskUUID"] == UUID
+    assert nodes["SDXLKit_Save"]["widgets_values"] == ["sdxlkit", "WEBP", 95]
+    assert nodes["SDXLKit_Loader"]["widgets_values"] == ["base.safetensors", "(checkpoint's own)", "auto"]
+    xs = [nodes[t]["pos"][0] for t in ("SDXLKit_Loader", "SDXLKit_Inference", "SDXLKit_Save")]
+    assert xs == sorted(xs) and len(set(xs)) == 3
+
+
+def test_api_prompt_shape():
+    prompt = tasks_to_api(TASK | {"lora": [{"model": "a"}, {"model": "b", "weight": 0.5}]})
+    (save_id, save) = node_of(prompt, "SDXLKit_Save")
+    (inference_id, inference) = node_of(prompt, "SDXLKit_Inference")
+    assert save["inputs"]["images"] == [inference_id, 0] and save["inputs"]["task"] == [inference_id, 1]
+    assert inference["_meta"] == {"title": "SDXL Inference", "taskUUID": UUID}
+    assert "control_after_generate" not in json.dumps(prompt)
+    first, second = sorted((k for k, v in prompt.items() if v["class_type"] == "SDXLKit_LoraStack"), key=int)
+    assert "lora_stack" not in prompt[first]["inputs"] and prompt[second]["inputs"]["lora_stack"] == [first, 0]
+    assert inference["inputs"]["lora_stack"] == [second, 0]
+    assert prompt[second]["inputs"] == {"lora_name": "b", "weight": 0.5, "transformer": "both", "lora_stack": [first, 0]}
+
+
+def test_a_task_without_seed_gets_one_and_a_randomizing_control():
+    bare = {k: v for k, v in TASK.items() if k != "seed"}
+    workflow = tasks_to_workflow(bare)
+    values = next(n for n in workflow["nodes"] if n["type"] == "SDXLKit_Inference")["widgets_values"]
+    assert isinstance(values[4], int) and 0 <= values[4] < 2**32 and values[5] == "randomize"
+    assert graph_to_tasks(workflow)[0]["seed"] == values[4]
+
+
+def test_layout_of_a_full_task_reads_left_to_right(tmp_path):
+    guide = data_uri(make_image(seed=4))
+    task = TASK | {"inputs": {"seedImage": data_uri(make_image(seed=5)), "maskImage": data_uri(make_image(mode="L"))},
+                   "lora": [{"model": "a"}, {"model": "b"}],
+                   "controlNet": [{"model": "c", "guideImage": guide}, {"model": "d", "guideImage": guide}]}
+    workflow = tasks_to_workflow(task, opts(tmp_path))
+    check_workflow(workflow)
+    x = {}
+    for node in workflow["nodes"]:
+        x.setdefault(node["type"], set()).add(node["pos"][0])
+    left = x["SDXLKit_Loader"] | x["LoadImage"] | x["LoadImageMask"]
+    stacks = x["SDXLKit_LoraStack"] | x["SDXLKit_ControlNet"]
+    assert len(left) == len(stacks) == 1
+    assert max(left) < min(stacks) < min(x["SDXLKit_Inference"]) < min(x["SDXLKit_Save"])
+    masks = [n for n in workflow["nodes"] if n["type"] == "LoadImageMask"]
+    assert masks[0]["widgets_values"][1:] == ["red", "image"]
+
+
+# --- fields no node holds ---
+
+@pytest.mark.parametrize("fields,named", [
+    ({"ipAdapters": [{"model": "runware:55@1", "guideImages": ["x"]}]}, "ipAdapters"),
+    ({"hiresFix": True, "ttl": 120}, "hiresFix, ttl"),
+    ({"webhookURL": "https://example.com/hook"}, "webhookURL"),
+    ({"outputType": "base64Data"}, "outputType"),
+    ({"includeCost": True}, "includeCost"),
+    ({"deliveryMethod": "async"}, "deliveryMethod"),
+    ({"safety": {"checkContent": True}}, "safety"),
+    ({"acceleratorOptions": {}}, "acceleratorOptions"),
+])
+def test_fields_without_a_node_are_refused_by_name(fields, named):
+    for to in ("api", "workflow"):
+        with pytest.raises(GraphConversionError, match=f"no node holds these task fields.*{named}"):
+            convert(TASK | fields, to)
+
+
+def test_fields_asking_for_what_the_graph_does_are_accepted():
+    task = TASK | {"outputType": "URL", "includeCost": False, "deliveryMethod": "sync", "safety": {"mode": "none"}}
+    (result,) = graph_to_tasks(tasks_to_api(task))
+    assert result == TASK | {"steps": 30, "scheduler": "Default", "CFGScale": 7.0}
+
+
+def test_outpaint_with_every_side_zero_is_refused(tmp_path):
+    task = TASK | {"inputs": {"seedImage": data_uri(make_image())}, "outpaint": {"top": 0, "blur": 4}}
+    with pytest.raises(GraphConversionError, match="every side 0"):
+        tasks_to_api(task, opts(tmp_path))
+
+
+def test_invalid_tasks_are_reported_not_converted():
+    from sdxlkit.errors import TaskValidationError
+
+    with pytest.raises(TaskValidationError, match=r"\$\.width"):
+        tasks_to_api(TASK | {"width": 100})
+
+
+# --- images ---
+
+def test_task_images_become_hash_named_files_reused_on_every_conversion(tmp_path):
+    options = opts(tmp_path)
+    seed = data_uri(make_image(seed=1))
+    task = TASK | {"inputs": {"seedImage": seed}}
+    first = node_of(tasks_to_api(task, options), "LoadImage")[1]["inputs"]["image"]
+    files = sorted(p.name for p in options.input_dir.iterdir())
+    second = node_of(tasks_to_api(task | {"taskUUID": str(uuid.uuid4())}, options), "LoadImage")[1]["inputs"]["image"]
+    assert first == second and files == [first] == sorted(p.name for p in options.input_dir.iterdir())
+    assert first.startswith("sdxlkit_") and first.endswith(".png")
+    assert Image.open(options.input_dir / first).tobytes() == make_image(seed=1).tobytes()
+
+
+def test_a_file_already_in_the_input_folder_is_referenced_as_it_is(tmp_path):
+    options = opts(tmp_path)
+    (options.input_dir / "sub").mkdir()
+    make_image(seed=2).save(options.input_dir / "sub" / "photo.png")
+    make_image(mode="L", seed=3).save(options.input_dir / "mask.png")
+    task = TASK | {"inputs": {"seedImage": str(options.input_dir / "sub" / "photo.png"),
+                              "maskImage": str(options.input_dir / "mask.png")}}
+    prompt = tasks_to_api(task, options)
+    assert node_of(prompt, "LoadImage")[1]["inputs"]["image"] == "sub/photo.png"
+    assert node_of(prompt, "LoadImageMask")[1]["inputs"] == {"image": "mask.png", "channel": "red"}
+    (result,) = graph_to_tasks(prompt, ConvertOptions(input_dir=options.input_dir, images="file"))
+    assert result["inputs"] == {"seedImage": str(options.input_dir / "sub" / "photo.png"),
+                                "maskImage": str(options.input_dir / "mask.png")}
+
+
+def test_images_read_differently_by_comfyui_are_normalised(tmp_path):
+    """An RGBA seed image (the engine composites on white, LoadImage drops alpha) and an RGBA mask (the engine
+    reads alpha, LoadImageMask red would read red) are written as the engine reads them."""
+    options = opts(tmp_path)
+    rgba = make_image(mode="RGBA", seed=4)
+    rgba.save(options.input_dir / "rgba.png")
+    task = TASK | {"inputs": {"seedImage": str(options.input_dir / "rgba.png"), "maskImage": data_uri(rgba)}}
+    prompt = tasks_to_api(task, options)
+    seed_name = node_of(prompt, "LoadImage")[1]["inputs"]["image"]
+    mask_name = node_of(prompt, "LoadImageMask")[1]["inputs"]["image"]
+    assert seed_name != "rgba.png"
+    assert Image.open(options.input_dir / seed_name).mode == "RGB"
+    assert Image.open(options.input_dir / mask_name).tobytes() == rgba.getchannel("A").tobytes()
+    (result,) = graph_to_tasks(prompt, options)
+    assert pixels(result["inputs"]["seedImage"], False) == pixels(task["inputs"]["seedImage"], False)
+    assert pixels(result["inputs"]["maskImage"], True) == pixels(task["inputs"]["maskImage"], True)
+
+
+@pytest.mark.parametrize("channel", ["red", "green", "blue", "alpha"])
+def test_load_image_mask_channels_read_as_comfyui_does(tmp_path, channel):
+    options = opts(tmp_path)
+    rgba = make_image(mode="RGBA", seed=5)
+    rgba.save(options.input_dir / "m.png")
+    prompt = tasks_to_api(TASK | {"inputs": {"seedImage": data_uri(make_image()), "maskImage": data_uri(rgba)}}, options)
+    node_of(prompt, "LoadImageMask")[1]["inputs"].update(image="m.png", channel=channel)
+    (result,) = graph_to_tasks(prompt, options)
+    band = rgba.getchannel(channel[0].upper())
+    expected = band.point(lambda v: 255 - v) if channel == "alpha" else band
+    assert pixels(result["inputs"]["maskImage"], True)[2] == expected.tobytes()
+
+
+def test_a_mask_painted_in_comfyui_comes_from_load_image_alpha(tmp_path):
+    """LoadImage's MASK output (1 - alpha, what the mask editor paints) may feed the mask input."""
+    options = opts(tmp_path)
+    painted = make_image(mode="RGBA", seed=6)
+    painted.save(options.input_dir / "painted.png")
+    make_image(seed=7).save(options.input_dir / "plain.png")
+    prompt = {"1": {"class_type": "SDXLKit_Loader", "inputs": {"ckpt_name": "m", "vae_name": "(checkpoint's own)", "precision": "auto"}},
+              "2": {"class_type": "LoadImage", "inputs": {"image": "painted.png", "upload": "image"}},
+              "3": {"class_type": "SDXLKit_Inference", "inputs": tasks_to_api(TASK)["2"]["inputs"] | {
+                  "model": ["1", 0], "seed_image": ["2", 0], "mask_image": ["2", 1]}}}
+    (result,) = graph_to_tasks(prompt, options)
+    assert pixels(result["inputs"]["maskImage"], True)[2] == painted.getchannel("A").point(lambda v: 255 - v).tobytes()
+    assert pixels(result["inputs"]["seedImage"], False)[2] == painted.convert("RGB").tobytes()
+    prompt["2"]["inputs"]["image"] = "plain.png"
+    with pytest.raises(GraphConversionError, match="no alpha channel"):
+        graph_to_tasks(prompt, options)
+
+
+def test_file_mode_writes_a_normalised_copy_when_the_engine_would_read_the_file_differently(tmp_path):
+    options = opts(tmp_path)
+    make_image(mode="RGBA", seed=8).save(options.input_dir / "alpha.png")
+    prompt = tasks_to_api(TASK | {"inputs": {"seedImage": data_uri(make_image())}}, options)
+    node_of(prompt, "LoadImage")[1]["inputs"]["image"] = "alpha.png [input]"
+    (result,) = graph_to_tasks(prompt, ConvertOptions(input_dir=options.input_dir, images="file"))
+    path = Path(result["inputs"]["seedImage"])
+    assert path.is_absolute() and path.parent == options.input_dir and path.name != "alpha.png"
+    assert Image.open(path).tobytes() == Image.open(options.input_dir / "alpha.png").convert("RGB").tobytes()
+
+
+def test_long_bare_base64_images_convert(tmp_path):
+    image = make_image(seed=31)
+    ref = data_uri(image).split(",", 1)[1]
+    assert len(ref.split("/")[0]) > 255
+    prompt = tasks_to_api(TASK | {"inputs": {"seedImage": ref}}, opts(tmp_path))
+    assert pixels(graph_to_tasks(prompt, opts(tmp_path))[0]["inputs"]["seedImage"], False)[2] == image.tobytes()
+
+
+def test_images_need_the_input_folder_and_stay_inside_it(tmp_path):
+    task = TASK | {"inputs": {"seedImage": data_uri(make_image())}}
+    with pytest.raises(GraphConversionError, match="input folder"):
+        tasks_to_api(task)
+    options = opts(tmp_path)
+    prompt = tasks_to_api(task, options)
+    node_of(prompt, "LoadImage")[1]["inputs"]["image"] = "../outside.png"
+    (tmp_path / "outside.png").write_bytes(encode(make_image()))
+    with pytest.raises(GraphConversionError, match="not a file in"):
+        graph_to_tasks(prompt, options)
+
+
+def test_an_image_from_another_node_type_names_that_node(tmp_path):
+    prompt = tasks_to_api(TASK)
+    inference_id, inference = node_of(prompt, "SDXLKit_Inference")
+    prompt["40"] = {"class_type": "VAEDecode", "inputs": {"samples": ["41", 0], "vae": ["42", 0]}}
+    inference["inputs"]["seed_image"] = ["40", 0]
+    with pytest.raises(GraphConversionError, match=r"seed_image.*node 40 \(VAEDecode\)"):
+        graph_to_tasks(prompt, opts(tmp_path))
+    inference["inputs"]["seed_image"] = [inference_id, 0]
+    with pytest.raises(GraphConversionError, match=f"node {inference_id} .* cycle"):
+        graph_to_tasks(prompt, opts(tmp_path))
+
+
+def test_links_of_the_wrong_type_are_refused(tmp_path):
+    prompt = tasks_to_api(TASK | {"controlNet": [{"model": "c", "guideImage": data_uri(make_image())}]}, opts(tmp_path))
+    control_id, _ = node_of(prompt, "SDXLKit_ControlNet")
+    inference = node_of(prompt, "SDXLKit_Inference")[1]
+    inference["inputs"]["lora_stack"] = [control_id, 0]
+    with pytest.raises(GraphConversionError, match=f"'lora_stack'.*output 0 of node {control_id}.*not a SDXLKIT_LORA_STACK"):
+        graph_to_tasks(prompt, opts(tmp_path))
+
+
+# --- model references ---
+
+@pytest.fixture()
+def models(tmp_path):
+    root = tmp_path / "models"
+    for rel in ("checkpoints/sd_xl_base_1.0_0.9vae.safetensors", "checkpoints/other.safetensors",
+                "vae/sdxl-vae-fp16-fix.safetensors", "loras/style.safetensors", "controlnet/canny.safetensors",
+                "diffusers/tiny/model_index.json"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"")
+    (root / "sdxlkit_models.json").write_text(json.dumps({"civitai:132942@146296": "loras/style.safetensors"}))
+    return root
+
+
+def test_model_ids_map_to_file_names_and_back(tmp_path, models):
+    options = opts(tmp_path, models_dir=models)
+    guide = data_uri(make_image())
+    task = TASK | {"model": "civitai:101055@128078", "vae": "sdxl-vae-fp16-fix",
+                   "lora": [{"model": "civitai:132942@146296", "weight": 1}],
+                   "controlNet": [{"model": "canny", "guideImage": guide, "weight": 1}]}
+    prompt = tasks_to_api(task, options)
+    assert node_of(prompt, "SDXLKit_Loader")[1]["inputs"]["ckpt_name"] == "sd_xl_base_1.0_0.9vae.safetensors"
+    assert node_of(prompt, "SDXLKit_Loader")[1]["inputs"]["vae_name"] == "sdxl-vae-fp16-fix.safetensors"
+    assert node_of(prompt, "SDXLKit_LoraStack")[1]["inputs"]["lora_name"] == "style.safetensors"
+    assert node_of(prompt, "SDXLKit_ControlNet")[1]["inputs"]["control_net_name"] == "canny.safetensors"
+    (result,) = graph_to_tasks(prompt, options)
+    assert result["model"] == "civitai:101055@128078" and result["vae"] == "sdxl-vae-fp16-fix.safetensors"
+    assert result["lora"] == [{"model": "civitai:132942@146296", "weight": 1}]
+    assert result["controlNet"][0]["model"] == "canny.safetensors"
+    (verbatim,) = graph_to_tasks(prompt, ConvertOptions(input_dir=options.input_dir))
+    assert verbatim["model"] == "sd_xl_base_1.0_0.9vae.safetensors"
+
+
+def test_diffusers_folders_and_missing_or_outside_models(tmp_path, models):
+    options = opts(tmp_path, models_dir=models)
+    prompt = tasks_to_api(TASK | {"model": "tiny"}, options)
+    assert node_of(prompt, "SDXLKit_Loader")[1]["inputs"]["ckpt_name"] == "diffusers/tiny"
+    assert graph_to_tasks(prompt, options)[0]["model"] == "tiny"
+    node_of(prompt, "SDXLKit_Loader")[1]["inputs"]["ckpt_name"] = "gone.safetensors"
+    with pytest.raises(GraphConversionError, match="gone.safetensors"):
+        graph_to_tasks(prompt, options)
+    outside = tmp_path / "elsewhere.safetensors"
+    outside.write_bytes(b"")
+    with pytest.raises(GraphConversionError, match="outside"):
+        tasks_to_api(TASK | {"model": str(outside)}, options)
+    from sdxlkit.errors import ModelNotFound
+
+    with pytest.raises(ModelNotFound):
+        tasks_to_api(TASK | {"model": "civitai:1@2"}, options)
+
+
+# --- graphs as users build them ---
+
+def test_api_graph_with_its_own_ids_gives_one_task_per_inference_node_in_id_order():
+    base = tasks_to_api(TASK)
+    loader, inference = base["1"], base["2"]
+    other_uuid = str(uuid.uuid4())
+    prompt = {
+        "30": inference | {"inputs": inference["inputs"] | {"model": ["7", 0], "seed": 3}, "_meta": {"title": "x"}},
+        "7": loader,
+        "12": inference | {"inputs": inference["inputs"] | {"model": ["7", 0], "seed": 1},
+                           "_meta": {"title": "y", "taskUUID": other_uuid}},
+        "99": {"class_type": "SomethingElse", "inputs": {"value": ["30", 0]}},
+        "100": inference | {"inputs": inference["inputs"] | {"model": ["7", 0], "seed": 2},
+                            "_meta": {"title": "copy", "taskUUID": other_uuid}},
+    }
+    tasks = graph_to_tasks(prompt)
+    assert [t["seed"] for t in tasks] == [1, 3, 2]
+    assert tasks[0]["taskUUID"] == other_uuid
+    assert len({t["taskUUID"] for t in tasks}) == 3
+    assert all(uuid.UUID(t["taskUUID"]).version == 4 for t in tasks)
+
+
+def test_save_nodes_set_output_fields_and_must_agree():
+    prompt = tasks_to_api(TASK | {"outputFormat": "PNG"})
+    save_id, save = node_of(prompt, "SDXLKit_Save")
+    assert graph_to_tasks(prompt)[0]["outputFormat"] == "PNG"
+    prompt["50"] = save | {"inputs": save["inputs"] | {"output_format": "JPG"}}
+    with pytest.raises(GraphConversionError, match=f"{save_id} and 50"):
+        graph_to_tasks(prompt)
+    del prompt["50"], prompt[save_id]
+    assert "outputFormat" not in graph_to_tasks(prompt)[0]
+
+
+def test_ui_workflow_as_the_frontend_saves_it(tmp_path):
+    """Widget inputs listed with `widget`, a Reroute, a bypassed and a muted LoRA node, a PrimitiveNode driving the
+    seed, an unknown node elsewhere: the same task as without them."""
+    task = TASK | {"lora": [{"model": "a", "weight": 0.5}, {"model": "b", "weight": 1}]}
+    workflow = tasks_to_workflow(task)
+    nodes = {n["id"]: n for n in workflow["nodes"]}
+    loras = [n for n in workflow["nodes"] if n["type"] == "SDXLKit_LoraStack"]
+    inference = next(n for n in workflow["nodes"] if n["type"] == "SDXLKit_Inference")
+    inference["inputs"].append({"name": "seed", "type": "INT", "widget": {"name": "seed"}, "link": 90})
+    workflow["nodes"].append({"id": 60, "type": "PrimitiveNode", "pos": [0, 0], "size": [1, 1], "flags": {}, "order": 9,
+                              "mode": 0, "outputs": [{"name": "INT", "type": "INT", "links": [90]}], "properties": {},
+                              "widgets_values": [11, "fixed"]})
+    workflow["links"].append([90, 60, 0, inference["id"], 5, "INT"])
+    # reroute between the last LoRA node and the Inference node
+    lora_link = next(link for link in workflow["links"] if link[3] == inference["id"] and link[5] == "SDXLKIT_LORA_STACK")
+    workflow["nodes"].append({"id": 61, "type": "Reroute", "pos": [0, 0], "size": [1, 1], "flags": {}, "order": 9, "mode": 0,
+                              "inputs": [{"name": "", "type": "*", "link": 91}],
+                              "outputs": [{"name": "", "type": "SDXLKIT_LORA_STACK", "links": [lora_link[0]]}],
+                              "properties": {}})
+    workflow["links"].append([91, lora_link[1], 0, 61, 0, "SDXLKIT_LORA_STACK"])
+    lora_link[1] = 61
+    # a bypassed third LoRA between the two, and a muted one feeding nothing that matters
+    extra = json.loads(json.dumps(loras[1])) | {"id": 62, "mode": 4, "widgets_values": ["c", 1.0, "both"]}
+    extra["inputs"][0]["link"] = 92
+    workflow["nodes"].append(extra)
+    first_to_second = next(link for link in workflow["links"] if link[3] == loras[1]["id"])
+    workflow["links"].append([92, first_to_second[1], 0, 62, 0, "SDXLKIT_LORA_STACK"])
+    first_to_second[1] = 62
+    workflow["nodes"].append(json.loads(json.dumps(loras[0])) | {"id": 63, "mode": 2})
+    workflow["nodes"].append({"id": 64, "type": "Note", "pos": [0, 0], "size": [1, 1], "flags": {}, "order": 9, "mode": 0,
+                              "properties": {}, "widgets_values": ["hello"]})
+    assert nodes  # the original nodes are still there
+    assert graph_to_tasks(workflow) == graph_to_tasks(tasks_to_workflow(task))
+
+
+def test_workflow_widget_count_mismatch_is_explained():
+    workflow = tasks_to_workflow(TASK)
+    inference = next(n for n in workflow["nodes"] if n["type"] == "SDXLKit_Inference")
+    del inference["widgets_values"][5]
+    with pytest.raises(GraphConversionError, match="19 widget values where this version of the node has 20"):
+        graph_to_tasks(workflow)
+
+
+def test_a_linked_widget_from_a_real_node_cannot_be_exported():
+    prompt = tasks_to_api(TASK)
+    prompt["2"]["inputs"]["seed"] = ["70", 0]
+    prompt["70"] = {"class_type": "PrimitiveInt", "inputs": {"value": 5}}
+    with pytest.raises(GraphConversionError, match="'seed'.*linked"):
+        graph_to_tasks(prompt)
+
+
+def test_detect_format():
+    assert detect_format(TASK) == detect_format([TASK]) == "task"
+    assert detect_format(tasks_to_api(TASK)) == "api"
+    assert detect_format(tasks_to_workflow(TASK)) == "workflow"
+    with pytest.raises(GraphConversionError):
+        detect_format({"hello": 1})
+    with pytest.raises(GraphConversionError, match="no SDXLKit_Inference"):
+        graph_to_tasks({"1": {"class_type": "Note", "inputs": {}}})
+
+
+# --- CLI ---
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_converts_task_workflow_api_and_png(tmp_path, capsys):
+    (tmp_path / "input").mkdir()
+    make_image(seed=9).save(tmp_path / "seed.png")
+    task = TASK | {"inputs": {"seedImage": "seed.png"}, "strength": 0.4}
+    (tmp_path / "task.json").write_text(json.dumps(task))
+    code, _, err = run_cli(capsys, "convert", tmp_path / "task.json", "--to", "workflow", "--input-dir", tmp_path / "input",
+                           "--out", tmp_path / "wf.json")
+    assert code == 0, err
+    check_workflow(json.loads((tmp_path / "wf.json").read_text()))
+    code, out, err = run_cli(capsys, "convert", tmp_path / "wf.json", "--to", "api", "--input-dir", tmp_path / "input")
+    assert code == 0, err and detect_format(json.loads(out)) == "api"
+    (tmp_path / "api.json").write_text(out)
+    code, out, err = run_cli(capsys, "convert", tmp_path / "api.json", "--to", "task", "--input-dir", tmp_path / "input",
+                             "--images", "file")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["strength"] == 0.4 and Path(result["inputs"]["seedImage"]).parent == tmp_path / "input"
+    assert pixels(result["inputs"]["seedImage"], False) == pixels(str(tmp_path / "seed.png"), False)
+    png = encode_with_metadata(make_image(), "PNG", 95, {TASK_KEY: json.dumps(TASK)})
+    (tmp_path / "image.png").write_bytes(png)
+    code, out, err = run_cli(capsys, "convert", tmp_path / "image.png", "--to", "api")
+    assert code == 0, err and node_of(json.loads(out), "SDXLKit_Inference")[1]["_meta"]["taskUUID"] == UUID
+
+
+def test_cli_convert_errors(tmp_path, capsys):
+    (tmp_path / "task.json").write_text(json.dumps(TASK | {"hiresFix": True}))
+    code, _, err = run_cli(capsys, "convert", tmp_path / "task.json", "--to", "workflow")
+    assert code == 1 and "hiresFix" in err
+    (tmp_path / "bad.png").write_bytes(encode(make_image()))
+    code, _, err = run_cli(capsys, "convert", tmp_path / "bad.png", "--to", "task")
+    assert code == 1 and "carries no task" in err
+    (tmp_path / "task.json").write_text(json.dumps(TASK | {"inputs": {"seedImage": data_uri(make_image())}}))
+    code, _, err = run_cli(capsys, "convert", tmp_path / "task.json", "--to", "api")
+    assert code == 1 and "--input-dir" in err
+
+
+def test_mapping_sockets_and_widgets_are_distinct_names():
+    for mapping in MAPPINGS.values():
+        names = [i.name for i in mapping.inputs]
+        assert len(names) == len(set(names)), mapping.class_type
+        assert all(isinstance(i, (Socket, Widget)) for i in mapping.inputs)

@@ -1,0 +1,258 @@
+"""Round trips: task -> workflow/API -> task gives back the task (up to the documented policy, graph_helpers.
+expected_after_round_trip), and graph -> task -> graph gives back the graph."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+
+import pytest
+from graph_helpers import (check_workflow, data_uri, encode, expected_after_round_trip, make_image, with_pixels)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sdxlkit.graph.convert import graph_to_tasks, tasks_to_api, tasks_to_workflow
+from sdxlkit.graph.mapping import ConvertOptions
+from sdxlkit.task import schema
+from sdxlkit.task.model import parse_tasks
+from sdxlkit.task.validate import task_problems
+
+UUID = "7c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
+BASE = {"taskType": "imageInference", "taskUUID": UUID, "model": "sd_xl_base_1.0.safetensors",
+        "positivePrompt": "a lighthouse at dusk", "width": 128, "height": 128}
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("graph-roundtrip")
+    (root / "input").mkdir()
+    (root / "task").mkdir()
+    return root
+
+
+def examples():
+    seed, mask = data_uri(make_image((64, 48), seed=1)), data_uri(make_image((64, 48), "L", seed=2))
+    guide = data_uri(make_image((32, 32), seed=3), "JPEG")
+    return {
+        "txt2img": BASE | {"negativePrompt": "blurry", "seed": 7, "steps": 20, "scheduler": "DPM++ 2M Karras",
+                           "CFGScale": 6.5, "clipSkip": 2, "promptWeighting": "sdEmbeds", "numberResults": 3,
+                           "outputFormat": "PNG", "outputQuality": 80, "outputType": "URL", "vae": "sdxl_vae.safetensors"},
+        "txt2img-bare": BASE,
+        "img2img": BASE | {"inputs": {"seedImage": seed}, "strength": 0.35, "seed": 1},
+        "img2img-default-strength": BASE | {"inputs": {"seedImage": seed}, "seed": 1},
+        "inpaint": BASE | {"inputs": {"seedImage": seed, "maskImage": mask}, "maskMargin": 48, "seed": 2},
+        "outpaint": BASE | {"inputs": {"seedImage": seed}, "outpaint": {"top": 64, "left": 0, "blur": 8}, "seed": 3,
+                            "height": 176},
+        "loras": BASE | {"seed": 4, "lora": [{"model": "style.safetensors", "weight": 0.6},
+                                             {"model": "civitai:132942@146296"},
+                                             {"model": "detail", "weight": -1.5, "transformer": "low"},
+                                             {"model": "light", "transformer": "both"}]},
+        "controlnets": BASE | {"seed": 5, "steps": 20, "controlNet": [
+            {"model": "canny.safetensors", "guideImage": guide},
+            {"model": "depth", "guideImage": guide, "weight": 0.5, "controlMode": "prompt", "startStep": 2, "endStep": 15},
+            {"model": "pose", "guideImage": guide, "controlMode": "controlnet", "startStepPercentage": 10,
+             "endStepPercentage": 80},
+            {"model": "lineart", "guideImage": guide, "controlMode": "balanced", "startStepPercentage": 0, "endStep": 20},
+            {"model": "tile", "guideImage": guide, "startStep": 0, "endStepPercentage": 100}]},
+    }
+
+
+def assert_round_trip(task, to_graph, dirs, images="data_uri"):
+    options = ConvertOptions(input_dir=dirs / "input", images=images, base_dir=dirs / "task")
+    graph = to_graph(task, options)
+    (result,) = graph_to_tasks(graph, options)
+    parse_tasks(result)
+    assert with_pixels(result) == with_pixels(expected_after_round_trip(task, result), dirs / "task")
+    return graph, result
+
+
+@pytest.mark.parametrize("name", list(examples()))
+@pytest.mark.parametrize("to_graph", [tasks_to_workflow, tasks_to_api], ids=["workflow", "api"])
+def test_examples_round_trip(name, to_graph, dirs):
+    task = examples()[name]
+    parse_tasks(task)
+    graph, result = assert_round_trip(task, to_graph, dirs)
+    if to_graph is tasks_to_workflow:
+        check_workflow(graph)
+
+
+def test_round_trip_keeps_exact_values_that_are_not_defaults(dirs):
+    task = examples()["controlnets"]
+    _, result = assert_round_trip(task, tasks_to_workflow, dirs)
+    assert result["taskUUID"] == UUID
+    assert [e["model"] for e in result["controlNet"]] == ["canny.safetensors", "depth", "pose", "lineart", "tile"]
+    assert {k: v for k, v in result["controlNet"][1].items() if k != "guideImage"} == {
+        "model": "depth", "weight": 0.5, "controlMode": "prompt", "startStep": 2, "endStep": 15}
+    assert result["controlNet"][3].keys() == {"model", "guideImage", "weight", "endStep"}
+    assert result["controlNet"][4].keys() == {"model", "guideImage", "weight", "startStep"}
+
+
+def test_png_data_uris_come_back_byte_exact(dirs):
+    """A PNG written the way the converter writes it (RGB, compress level 6) is the same text after a round trip."""
+    from sdxlkit.graph.images import png_bytes
+    from sdxlkit.images import data_uri as uri
+
+    seed = uri(png_bytes(make_image((64, 48), seed=9)), "PNG")
+    task = BASE | {"inputs": {"seedImage": seed}, "strength": 0.5, "seed": 1}
+    _, result = assert_round_trip(task, tasks_to_api, dirs)
+    assert result["inputs"]["seedImage"] == seed
+
+
+def test_an_array_of_tasks_round_trips_in_order(dirs):
+    tasks = [t | {"taskUUID": str(uuid.UUID(int=i + 1, version=4))} for i, t in enumerate(examples().values())]
+    options = ConvertOptions(input_dir=dirs / "input")
+    workflow = tasks_to_workflow(tasks, options)
+    check_workflow(workflow)
+    results = graph_to_tasks(workflow, options)
+    assert [r["taskUUID"] for r in results] == [t["taskUUID"] for t in tasks]
+    assert [with_pixels(r) for r in results] == [with_pixels(expected_after_round_trip(t, r)) for t, r in zip(tasks, results)]
+
+
+@pytest.mark.parametrize("to_graph", [tasks_to_workflow, tasks_to_api], ids=["workflow", "api"])
+def test_graph_task_graph_is_the_same_graph(to_graph, dirs):
+    options = ConvertOptions(input_dir=dirs / "input")
+    tasks = [t | {"taskUUID": str(uuid.UUID(int=i + 1, version=4))} for i, t in enumerate(examples().values())
+             if "seed" in t]
+    graph = to_graph(tasks, options)
+    assert to_graph(graph_to_tasks(graph, options), options) == graph
+
+
+# --- generated tasks ---
+
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=2, max_size=30)
+NAME = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=20)
+
+
+@st.composite
+def image_refs(draw, dirs, mask=False, size=(16, 12)):
+    """An image reference in any form a task may use: PNG/JPEG data URI, bare base64, a file in or outside the
+    input folder, with modes whose reading differs between the engine and ComfyUI (RGBA, grey, RGB masks)."""
+    mode = draw(st.sampled_from(["L", "RGBA", "RGB"] if mask else ["RGB", "RGBA"]))
+    form = draw(st.sampled_from(["data_uri", "jpeg_uri", "base64", "input_file", "task_file"]))
+    image = make_image(size, mode, seed=draw(st.integers(0, 2**16)))
+    if form == "jpeg_uri" and mode != "RGBA":
+        return data_uri(image, "JPEG")
+    if form == "base64":
+        return data_uri(image).split(",", 1)[1]
+    if form in ("input_file", "task_file"):
+        folder = dirs / ("input" if form == "input_file" else "task")
+        name = f"gen_{mode}_{hash(image.tobytes()) & 0xFFFFFFFF:x}.png"
+        (folder / name).write_bytes(encode(image))
+        return str(folder / name) if form == "input_file" else name
+    return data_uri(image)
+
+
+def optional(draw, task, key, strategy):
+    if draw(st.booleans()):
+        task[key] = draw(strategy)
+
+
+@st.composite
+def control_entries(draw, dirs, steps):
+    entry = {"model": draw(NAME), "guideImage": draw(image_refs(dirs))}
+    optional(draw, entry, "weight", st.floats(-4, 4))
+    optional(draw, entry, "controlMode", st.sampled_from(schema.enum("controlNet[].controlMode")))
+    start = draw(st.sampled_from([None, "step", "percent"]))
+    if start == "step":
+        entry["startStep"] = draw(st.integers(0, (steps - 1) // 2))
+    elif start == "percent":
+        entry["startStepPercentage"] = draw(st.integers(0, 49))
+    end = draw(st.sampled_from([None, "step", "percent"]))
+    if end == "step":
+        entry["endStep"] = draw(st.integers(steps // 2 + 1, steps))
+    elif end == "percent":
+        entry["endStepPercentage"] = draw(st.integers(51, 100))
+    return entry
+
+
+@st.composite
+def tasks(draw, dirs):
+    """A valid task with any combination of the fields that have a node."""
+    task = {"taskType": "imageInference", "taskUUID": str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1)), version=4)),
+            "model": draw(NAME), "positivePrompt": draw(TEXT),
+            "width": draw(st.integers(16, 256)) * 8, "height": draw(st.integers(16, 256)) * 8}
+    optional(draw, task, "vae", NAME)
+    optional(draw, task, "negativePrompt", TEXT)
+    optional(draw, task, "seed", st.integers(0, 2**63 - 1))
+    steps = draw(st.integers(1, 50))
+    if draw(st.booleans()) or draw(st.booleans()):
+        task["steps"] = steps
+    else:
+        steps = 30
+    optional(draw, task, "scheduler", st.sampled_from(schema.enum("scheduler")))
+    optional(draw, task, "CFGScale", st.floats(0, 30))
+    optional(draw, task, "clipSkip", st.integers(0, 4))
+    optional(draw, task, "promptWeighting", st.sampled_from(schema.enum("promptWeighting")))
+    optional(draw, task, "numberResults", st.integers(1, 20))
+    optional(draw, task, "outputFormat", st.sampled_from(schema.enum("outputFormat")))
+    optional(draw, task, "outputQuality", st.integers(20, 99))
+    optional(draw, task, "outputType", st.just("URL"))
+    optional(draw, task, "includeCost", st.just(False))
+    optional(draw, task, "deliveryMethod", st.just("sync"))
+    optional(draw, task, "safety", st.sampled_from([{}, {"checkContent": False}, {"mode": "none"}]))
+    mode = draw(st.sampled_from(["txt2img", "img2img", "inpaint", "outpaint"]))
+    if mode != "txt2img":
+        task["inputs"] = {"seedImage": draw(image_refs(dirs))}
+        optional(draw, task, "strength", st.floats(0, 1))
+    if mode == "inpaint":
+        task["inputs"]["maskImage"] = draw(image_refs(dirs, mask=True))
+        optional(draw, task, "maskMargin", st.integers(32, 128))
+    if mode == "outpaint":
+        sides = draw(st.dictionaries(st.sampled_from(["top", "right", "bottom", "left"]),
+                                     st.integers(0, 4).map(lambda n: n * 64), min_size=1))
+        if not any(sides.values()):
+            sides[draw(st.sampled_from(sorted(sides)))] = 64
+        task["outpaint"] = sides
+        optional(draw, task["outpaint"], "blur", st.integers(0, 32))
+    if draw(st.booleans()):
+        task["lora"] = draw(st.lists(st.fixed_dictionaries(
+            {"model": NAME}, optional={"weight": st.floats(-4, 4), "transformer": st.sampled_from(["high", "low", "both"])}),
+            max_size=3))
+    if draw(st.booleans()):
+        task["controlNet"] = draw(st.lists(control_entries(dirs, steps), max_size=3))
+    assert task_problems(task) == [], task_problems(task)
+    return task
+
+
+ROUND_TRIP_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def generated(dirs):
+    return tasks(dirs)
+
+
+@pytest.mark.parametrize("to_graph", [tasks_to_workflow, tasks_to_api], ids=["workflow", "api"])
+def test_generated_tasks_round_trip(to_graph, dirs, generated):
+    @ROUND_TRIP_SETTINGS
+    @given(task=generated, images=st.sampled_from(["data_uri", "file"]))
+    def check(task, images):
+        original = copy.deepcopy(task)
+        graph, _ = assert_round_trip(task, to_graph, dirs, images)
+        assert task == original, "conversion must not change its input"
+        json.dumps(graph)
+        if to_graph is tasks_to_workflow:
+            check_workflow(graph)
+
+    check()
+
+
+def test_generated_graphs_survive_graph_task_graph(dirs, generated):
+    """With images="file" a graph's image files are referenced as they are, so the graph comes back exactly
+    (except the seed control, which is "fixed" once the task has a seed)."""
+
+    @ROUND_TRIP_SETTINGS
+    @given(task=generated)
+    def check(task):
+        options = ConvertOptions(input_dir=dirs / "input", images="file", base_dir=dirs / "task")
+        for to_graph in (tasks_to_workflow, tasks_to_api):
+            graph = to_graph(task, options)
+            again = to_graph(graph_to_tasks(graph, options), options)
+            if to_graph is tasks_to_workflow and "seed" not in task:
+                for node in graph["nodes"]:
+                    if node["type"] == "SDXLKit_Inference":
+                        node["widgets_values"][5] = "fixed"
+            assert again == graph
+
+    check()
