@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..sdxlkit.graph.mappings.loader import OWN_VAE
+from ..sdxlkit.graph.references import DIFFUSERS_PREFIX
 from ..sdxlkit.loading.cache import MODEL_CACHE
 from ..sdxlkit.loading.components import SDXLComponents
 from ..sdxlkit.loading.loader import ModelSpec
@@ -13,8 +15,6 @@ from . import host
 from ._api import io
 from .types import SdxlModel
 
-OWN_VAE = "(checkpoint's own)"
-DIFFUSERS_PREFIX = "diffusers/"
 
 
 @dataclass

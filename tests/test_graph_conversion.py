@@ -62,13 +62,6 @@ def test_mapping_matches_the_node_definition(schemas, node_id):
     assert mapping.title == definition.display_name
 
 
-def test_loader_constants_match_the_node(pack):
-    from sdxlkit.graph.mappings.loader import OWN_VAE
-    from sdxlkit.graph.references import DIFFUSERS_PREFIX
-
-    assert (OWN_VAE, DIFFUSERS_PREFIX) == (pack.nodes.loader.OWN_VAE, pack.nodes.loader.DIFFUSERS_PREFIX)
-
-
 # --- what is written ---
 
 def test_workflow_shape_and_widget_order():

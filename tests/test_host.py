@@ -92,6 +92,16 @@ def server(tmp_path_factory, tiny_checkpoint, adapter_models):
         log.close()
 
 
+def _wait(url: str, prompt_id: str, seconds: int = 600) -> dict:
+    """The /history entry of a prompt once it finished."""
+    for _ in range(seconds):
+        history = _get(f"{url}/history/{prompt_id}")
+        if prompt_id in history and history[prompt_id]["status"].get("completed") is not None:
+            return history[prompt_id]
+        time.sleep(1)
+    pytest.fail(f"prompt {prompt_id} did not finish in {seconds} s")
+
+
 def test_pack_imports_and_registers_every_node(server):
     url, base = server
     log = (base / "server.log").read_text()
@@ -117,12 +127,7 @@ def test_loader_inference_save_through_prompt(server):
                                                        "output_format": "PNG", "output_quality": 95}},
     }
     prompt_id = _post(url + "/prompt", {"prompt": prompt, "extra_data": {"extra_pnginfo": {"workflow": {"nodes": []}}}})["prompt_id"]
-    for _ in range(240):
-        history = _get(f"{url}/history/{prompt_id}")
-        if prompt_id in history and history[prompt_id]["status"].get("completed") is not None:
-            break
-        time.sleep(1)
-    entry = history[prompt_id]
+    entry = _wait(url, prompt_id)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
     (saved,) = entry["outputs"]["3"]["images"]
     data = (base / "output" / saved["subfolder"] / saved["filename"]).read_bytes()
@@ -180,15 +185,20 @@ def test_task_array_runs_through_the_route_in_sync_mode(server):
     assert len({d["imageUUID"] for d in data}) == 3
 
 
-def test_async_tasks_are_polled_and_delivered_to_the_webhook(server):
+def test_async_tasks_are_polled_and_delivered_to_webhook_and_upload_endpoint(server):
     import http.server
     import threading
 
-    received = []
+    received, uploaded = [], []
 
     class Hook(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def do_PUT(self):
+            uploaded.append(self.rfile.read(int(self.headers["Content-Length"])))
             self.send_response(200)
             self.end_headers()
 
@@ -199,7 +209,8 @@ def test_async_tasks_are_polled_and_delivered_to_the_webhook(server):
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     url, _ = server
     uuid = "c1111111-2222-4333-8444-555555555555"
-    task = _task(uuid, deliveryMethod="async", webhookURL=f"http://127.0.0.1:{hook.server_port}/hook")
+    task = _task(uuid, deliveryMethod="async", webhookURL=f"http://127.0.0.1:{hook.server_port}/hook",
+                 uploadEndpoint=f"http://127.0.0.1:{hook.server_port}/upload", outputFormat="PNG")
     status, body = _post_status(url + "/sdxlkit/v1", [task])
     assert status == 200 and body == {"data": [{"taskType": "imageInference", "taskUUID": uuid, "status": "processing"}]}
     for _ in range(120):
@@ -207,16 +218,17 @@ def test_async_tasks_are_polled_and_delivered_to_the_webhook(server):
         if body["data"][0]["status"] != "processing":
             break
         time.sleep(0.5)
-    hook.shutdown()
     assert status == 200 and body["data"][0]["status"] == "success" and body["data"][0]["seed"] == 5
     assert body["data"][0]["imageURL"].startswith(url + "/view?filename=")
     with urllib.request.urlopen(body["data"][0]["imageURL"], timeout=10) as image:
-        assert image.read(3) == b"\xff\xd8\xff"  # outputFormat defaults to JPG
+        served = image.read()
     for _ in range(20):
-        if received:
+        if received and uploaded:
             break
         time.sleep(0.25)
+    hook.shutdown()
     assert received and received[0]["data"][0]["taskUUID"] == uuid
+    assert uploaded == [served] and served.startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize("tasks,parameter", [
@@ -251,12 +263,7 @@ def test_example_workflow_runs_through_prompt(server, name):
     for asset in (ROOT / "workflows" / "assets").iterdir():  # the example images, as a user copies them
         shutil.copy(asset, base / "input" / asset.name)
     prompt_id = _post(url + "/prompt", {"prompt": json.loads((ROOT / "workflows" / f"{name}.api.json").read_text())})["prompt_id"]
-    for _ in range(600):
-        history = _get(f"{url}/history/{prompt_id}")
-        if prompt_id in history and history[prompt_id]["status"].get("completed") is not None:
-            break
-        time.sleep(1)
-    entry = history[prompt_id]
+    entry = _wait(url, prompt_id)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
     (save_id,) = [i for i, n in json.loads((ROOT / "workflows" / f"{name}.api.json").read_text()).items() if n["class_type"] == "SDXLKit_Save"]
     saved = entry["outputs"][save_id]["images"][0]

@@ -5,11 +5,10 @@ in the original (ldm, "control_model.*") layout. The architecture is read off th
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 from ..errors import ModelLoadError
+from ..loading.lru import LruCache, file_key
 from ..loading.state_dicts import read_state_dict
 
 _UNION_MARKERS = ("task_embedding", "control_type_proj", "control_add_embedding", "transformer_layes")
@@ -128,36 +127,15 @@ def load_controlnet(path: Path, unet_config, dtype, device):
     return model.eval().requires_grad_(False)
 
 
-class ControlNetCache:
+class ControlNetCache(LruCache):
     """Loaded ControlNets by (file, dtype, device); the least recently used beyond `capacity` is dropped."""
 
     def __init__(self, capacity: int = 3):
-        self.capacity = capacity
-        self._models: OrderedDict[tuple, object] = OrderedDict()
-        self._lock = threading.Lock()
-        self.loads = 0
+        super().__init__(capacity)
 
     def get(self, path: Path, unet_config, dtype, device):
-        try:
-            stat = Path(path).stat()
-        except OSError as exc:
-            raise ModelLoadError(f"{Path(path).name}: cannot read the ControlNet ({exc.strerror})") from None
-        key = (str(Path(path).resolve()), stat.st_mtime_ns, str(dtype), str(device), unet_config.cross_attention_dim)
-        with self._lock:
-            if key in self._models:
-                self._models.move_to_end(key)
-                return self._models[key]
-        model = load_controlnet(path, unet_config, dtype, device)
-        with self._lock:
-            self.loads += 1
-            self._models[key] = model
-            while len(self._models) > self.capacity:
-                self._models.popitem(last=False)
-        return model
-
-    def release(self) -> None:
-        with self._lock:
-            self._models.clear()
+        key = (*file_key(path, "ControlNet"), str(dtype), str(device), unet_config.cross_attention_dim)
+        return self.get_or_make(key, lambda: load_controlnet(path, unet_config, dtype, device))
 
 
 CONTROLNETS = ControlNetCache()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelLoadError
+from ..loading.lru import LruCache, file_key
 from ..loading.state_dicts import read_state_dict
 
 # Key fragments of LyCORIS adapter types that are not plain low-rank pairs (diffusers/PEFT cannot apply them).
@@ -69,40 +68,22 @@ def parse_lora(path: Path, unet_config) -> LoraFile:
     return LoraFile(Path(path), state_dict, alphas, metadata)
 
 
-class LoraFileCache:
+class LoraFileCache(LruCache):
     """Parsed LoRA files by (path, size, mtime): switching back to a LoRA never reads its file again."""
 
     def __init__(self, capacity: int = 32):
-        self.capacity = capacity
-        self._files: OrderedDict[tuple, LoraFile] = OrderedDict()
-        self._lock = threading.Lock()
-        self.reads = 0
+        super().__init__(capacity)
+
+    @property
+    def reads(self) -> int:
+        return self.made
 
     @staticmethod
     def key(path: Path) -> tuple:
-        try:
-            stat = Path(path).stat()
-        except OSError as exc:
-            raise ModelLoadError(f"{Path(path).name}: cannot read the LoRA file ({exc.strerror})") from None
-        return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns
+        return file_key(path, "LoRA file")
 
     def get(self, path: Path, unet_config) -> LoraFile:
-        key = self.key(path)
-        with self._lock:
-            if key in self._files:
-                self._files.move_to_end(key)
-                return self._files[key]
-        lora = parse_lora(Path(path), unet_config)
-        with self._lock:
-            self.reads += 1
-            self._files[key] = lora
-            while len(self._files) > self.capacity:
-                self._files.popitem(last=False)
-        return lora
-
-    def release(self) -> None:
-        with self._lock:
-            self._files.clear()
+        return self.get_or_make(self.key(path), lambda: parse_lora(Path(path), unet_config))
 
 
 LORA_FILES = LoraFileCache()
