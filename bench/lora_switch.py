@@ -7,7 +7,7 @@ Two sets of three LoRAs (kohya files, UNet and both text encoders) are switched 
 - a generation with a set of three applied against the base model (merged weights: expected about 1.0).
 After all switches the base output is compared with a freshly loaded model (bit-identical expected).
 
-    python bench/lora_switch.py [--size 512] [--steps 20] [--switches 20]
+    python bench/lora_switch.py [--size 512] [--steps 20] [--switches 20] [--rank 16] [--preset mid|full] [--device cuda]
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--switches", type=int, default=20)
+    parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--preset", default="mid", help="mid (CPU) or full (SDXL's own sizes, for a GPU)")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
     import torch
@@ -39,18 +42,24 @@ def main() -> None:
     from sdxlkit.tiny_lora import kohya_state_dict, random_lora, write_lora
 
     work = Path(tempfile.mkdtemp(prefix="sdxlkit-bench-lora-"))
-    source = build_tiny_components("mid", seed=0)
-    checkpoint = write_single_file(source, work / "checkpoints" / "mid.safetensors")
-    paths = [write_lora(kohya_state_dict(random_lora(source, seed, rank=16), source), work / "loras" / f"lora{seed}.safetensors")
-             for seed in range(6)]
+    source = build_tiny_components(args.preset, seed=0)
+    checkpoint = write_single_file(source, work / "checkpoints" / f"{args.preset}.safetensors",
+                                   torch.float32 if args.device == "cpu" else torch.bfloat16)
+    paths = [write_lora(kohya_state_dict(random_lora(source, seed, rank=args.rank, scale=0.02), source),
+                        work / "loras" / f"lora{seed}.safetensors") for seed in range(6)]
+    del source
     set_a = [(paths[0], 0.8), (paths[1], -0.5), (paths[2], 1.1)]
     set_b = [(paths[3], 0.6), (paths[4], 0.9), (paths[5], -0.3)]
     files = LoraFileCache()
-    components = load_sdxl(ModelSpec(checkpoint, device="cpu"))
+    components = load_sdxl(ModelSpec(checkpoint, device=args.device))
 
     def timed(run) -> float:
+        if args.device != "cpu":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         run()
+        if args.device != "cpu":
+            torch.cuda.synchronize()
         return time.perf_counter() - start
 
     gen = dict(prompt="a lighthouse on a cliff at sunset", negative_prompt=None, width=args.size, height=args.size,
@@ -78,11 +87,13 @@ def main() -> None:
         lora_times.append(generation(set_a)[0])
     base_again_time, base_again = generation([])
     base_times.append(base_again_time)
-    fresh = load_sdxl(ModelSpec(checkpoint, device="cpu"))
+    components_dtype = str(components.dtype).removeprefix("torch.")
+    fresh = load_sdxl(ModelSpec(checkpoint, device=args.device))
     fresh_image = generate(fresh, Generation(**gen), None)[0][0]
 
     generation_time, lora_time = statistics.median(base_times), statistics.median(lora_times)
     switch = statistics.median(warm)
+    print(f"{args.preset} model on {args.device} ({components_dtype}); LoRAs of rank {args.rank}")
     print(f"one generation ({args.steps} steps, {args.size}x{args.size}, base model): {generation_time:.2f} s")
     print(f"warm switch between two sets of three LoRAs: median {switch * 1000:.1f} ms, max {max(warm) * 1000:.1f} ms "
           f"over {len(warm)} switches = {switch / generation_time:.2%} of a generation (target <= 5%)")

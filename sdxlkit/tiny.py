@@ -1,4 +1,5 @@
-"""Small SDXL-shaped models with random weights, for tests ("tiny") and CPU benchmarks ("mid"). Nothing is downloaded.
+"""SDXL-shaped models with random weights, for tests ("tiny"), CPU benchmarks ("mid") and GPU benchmarks ("full").
+Nothing is downloaded.
 
 They keep SDXL's structure (3 UNet levels with text_time conditioning, a 4-level VAE, a CLIP-L-like and an
 OpenCLIP-bigG-like text encoder) so every diffusers / single-file code path runs on them. text_encoder_2 has 10
@@ -20,6 +21,7 @@ from .loading.single_file import CONFIG_METADATA_KEY, base_configs
 MODELS = ("unet", "vae", "text_encoder", "text_encoder_2")
 
 PRESETS = {
+    "full": {},  # SDXL base's own sizes (2.6B-parameter UNet): for GPU benchmarks
     "tiny": {
         "unet": {"block_out_channels": (32, 64, 64), "transformer_layers_per_block": (1, 1, 1),
                  "attention_head_dim": (1, 2, 2), "addition_time_embed_dim": 8, "norm_num_groups": 8,
