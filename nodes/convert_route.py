@@ -11,18 +11,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..sdxlkit.api.errors import error_response
+from ..sdxlkit.api.service import check_image_files
 from ..sdxlkit.errors import SdxlKitError
 from ..sdxlkit.graph.convert import graph_to_tasks, tasks_to_api, tasks_to_workflow
 from ..sdxlkit.graph.mapping import ConvertOptions
+from ..sdxlkit.task.model import parse_tasks
 
 ROUTE = "/sdxlkit/v1/convert"
 
 
 def options(images: str = "data_uri") -> ConvertOptions:
+    """ComfyUI's folders; image file names in tasks are read relative to the input folder."""
     import folder_paths
 
-    return ConvertOptions(input_dir=Path(folder_paths.get_input_directory()), models_dir=Path(folder_paths.models_dir),
-                          images=images)
+    input_dir = Path(folder_paths.get_input_directory())
+    return ConvertOptions(input_dir=input_dir, models_dir=Path(folder_paths.models_dir), images=images, base_dir=input_dir)
 
 
 def convert_body(body) -> dict:
@@ -37,6 +40,8 @@ def convert_body(body) -> dict:
     if to in ("workflow", "api"):
         if "tasks" not in body:
             raise SdxlKitError(f"'to': {to!r} needs 'tasks': a task object or an array of tasks")
+        for task in parse_tasks(body["tasks"]):
+            check_image_files(task, options().input_dir)
         if to == "workflow":
             return {"workflow": tasks_to_workflow(body["tasks"], options())}
         return {"prompt": tasks_to_api(body["tasks"], options())}

@@ -28,10 +28,16 @@ JOBS = Jobs()
 _watchers: set[asyncio.Task] = set()  # keeps running watchers referenced until they finish
 
 
+def _input_dir() -> Path:
+    import folder_paths
+
+    return Path(folder_paths.get_input_directory())
+
+
 def _check(task) -> None:
     import folder_paths
 
-    prepare(task, RunOptions(models_dir=Path(folder_paths.models_dir), device="cpu"))
+    prepare(task, RunOptions(models_dir=Path(folder_paths.models_dir), device="cpu", base_dir=_input_dir()))
 
 
 def _save_node(prompt: dict) -> str:
@@ -80,7 +86,7 @@ async def _watch(task, prompt_id: str, save_node: str, base_url: str) -> None:
 
 
 async def _admit_and_convert(request_tasks: list[dict]) -> list[tuple]:
-    tasks = admit(request_tasks, _check, outbound_policy())
+    tasks = admit(request_tasks, _check, outbound_policy(), _input_dir())
     for task in tasks:
         if JOBS.active(task.uuid):
             raise TaskRefused(SdxlKitError(f"taskUUID {task.uuid} is still processing; give each task its own"), task.uuid)

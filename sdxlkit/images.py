@@ -51,14 +51,22 @@ def load_image(ref: str, field: str, *, allow_urls: bool = False, base_dir: Path
                 "or enable URLs explicitly (CLI --allow-urls)"
             )
         return _open(_fetch(ref, field), field)
-    path = Path(ref.removeprefix("file://")).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    if len(ref) < 4096 and _is_file(path):
+    path = file_reference(ref, base_dir)
+    if path is not None:
         return _open(path.read_bytes(), field)
     if re.fullmatch(r"[A-Za-z0-9+/=\s_-]+", ref) and len(ref) >= 16:
         return _open(_b64decode(ref, field), field)
     raise ImageInputError(f"{field}: not a data URI, base64 image or existing file: {ref[:80]!r}")
+
+
+def file_reference(ref: str, base_dir: Path | None = None) -> Path | None:
+    """The local file an image reference names (relative names start at base_dir), or None when it names none."""
+    if _DATA_URI.match(ref) or ref.startswith(("http://", "https://")) or len(ref) >= 4096:
+        return None
+    path = Path(ref.removeprefix("file://")).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path if _is_file(path) else None
 
 
 def _is_file(path: Path) -> bool:

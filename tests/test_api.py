@@ -1,15 +1,18 @@
 """The headless route's logic without a server: error shapes, admission before queueing, outbound URL policy, jobs."""
 
 import base64
+import os
+from pathlib import Path
 
 import pytest
 
 from sdxlkit.api.errors import error_response
 from sdxlkit.api.jobs import Jobs, response_for
 from sdxlkit.api.outbound import OutboundPolicy, check_outbound
-from sdxlkit.api.service import TaskRefused, admit, engine_view, read_request, results
-from sdxlkit.errors import ModelNotFound, NotSupportedYet, SdxlKitError, TaskValidationError
+from sdxlkit.api.service import TaskRefused, admit, check_image_files, engine_view, read_request, results
+from sdxlkit.errors import ImageInputError, ModelNotFound, NotSupportedYet, SdxlKitError, TaskValidationError
 
+ROOT = Path(__file__).resolve().parent.parent / "workflows" / "assets"  # stands for ComfyUI's input folder
 UUIDS = ["1e4a0b2c-3d4e-4f60-8a7b-9c0d1e2f3a4b", "2e4a0b2c-3d4e-4f60-8a7b-9c0d1e2f3a4b"]
 
 
@@ -20,7 +23,7 @@ def task(i=0, **fields):
 
 def test_validation_errors_name_the_task_and_the_parameter():
     with pytest.raises(TaskValidationError) as info:
-        admit([task(0), task(1, width=100, lora=[{"model": "x", "weight": 9}])], lambda t: None, OutboundPolicy())
+        admit([task(0), task(1, width=100, lora=[{"model": "x", "weight": 9}])], lambda t: None, OutboundPolicy(), ROOT)
     body, status = error_response(info.value, [task(0), task(1)])
     assert status == 400
     by_parameter = {e["parameter"]: e for e in body["errors"]}
@@ -39,7 +42,7 @@ def test_a_task_the_engine_refuses_is_refused_before_any_is_queued():
             raise ModelNotFound("model 'x' not found")
 
     with pytest.raises(TaskRefused) as info:
-        admit([task(0), task(1)], check, OutboundPolicy())
+        admit([task(0), task(1)], check, OutboundPolicy(), ROOT)
     assert checked == UUIDS and info.value.task_uuid == UUIDS[1]
     body, status = error_response(info.value.error, task_uuid=info.value.task_uuid)
     assert status == 400 and body["errors"][0]["code"] == "modelNotFound" and body["errors"][0]["taskUUID"] == UUIDS[1]
@@ -47,11 +50,11 @@ def test_a_task_the_engine_refuses_is_refused_before_any_is_queued():
 
 def test_admitted_tasks_get_a_seed_and_the_engine_sees_no_delivery_fields():
     seen = []
-    (admitted,) = admit([task(0, deliveryMethod="async", outputType="base64Data", includeCost=True)], seen.append, OutboundPolicy())
+    (admitted,) = admit([task(0, deliveryMethod="async", outputType="base64Data", includeCost=True)], seen.append, OutboundPolicy(), ROOT)
     assert isinstance(admitted.data["seed"], int) and 0 <= admitted.data["seed"] < 2**32
     assert not {"deliveryMethod", "outputType", "includeCost"} & set(seen[0].data)
     assert set(engine_view(admitted).data) == set(admitted.data) - {"deliveryMethod", "outputType", "includeCost"}
-    (kept,) = admit([task(0, seed=5)], lambda t: None, OutboundPolicy())
+    (kept,) = admit([task(0, seed=5)], lambda t: None, OutboundPolicy(), ROOT)
     assert kept.data["seed"] == 5
 
 
@@ -84,7 +87,7 @@ def test_outbound_urls_allowed_by_policy():
 
 def test_admit_checks_outbound_fields_with_the_policy():
     with pytest.raises(TaskRefused) as info:
-        admit([task(0, webhookURL="http://127.0.0.1/x")], lambda t: None, OutboundPolicy(enabled=True))
+        admit([task(0, webhookURL="http://127.0.0.1/x")], lambda t: None, OutboundPolicy(enabled=True), ROOT)
     assert info.value.task_uuid == UUIDS[0] and "private" in str(info.value)
 
 
@@ -122,3 +125,21 @@ def test_jobs_report_processing_success_error_and_unknown():
     assert response_for(jobs.get(UUIDS[1]), UUIDS[1]) == ({"errors": [{"code": "internalError"}]}, 200)
     assert response_for(None, "nope")[1] == 404
     assert not jobs.active(UUIDS[0])
+
+
+def test_requests_may_name_image_files_only_inside_the_input_folder(tmp_path):
+    from sdxlkit.task.model import Task
+
+    secret = tmp_path / "secret.png"
+    secret.write_bytes((ROOT / "harbor_mask.png").read_bytes())
+    uri = "data:image/png;base64," + base64.b64encode((ROOT / "harbor_mask.png").read_bytes()).decode()
+    check_image_files(Task(task(0, inputs={"seedImage": "harbor.png", "maskImage": uri})), ROOT)
+    for ref in (str(secret), os.path.relpath(secret, ROOT), f"file://{secret}"):
+        with pytest.raises(TaskValidationError, match="outside ComfyUI's input folder") as info:
+            check_image_files(Task(task(0, controlNet=[{"model": "c", "guideImage": ref}])), ROOT)
+        assert info.value.problems[0].path == "$.controlNet[0].guideImage"
+
+
+def test_image_errors_name_the_field_and_a_single_task():
+    body, status = error_response(ImageInputError("inputs.seedImage: not a data URI, base64 image or existing file"), task(0))
+    assert status == 400 and body["errors"][0]["parameter"] == "inputs.seedImage" and body["errors"][0]["taskUUID"] == UUIDS[0]

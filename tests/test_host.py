@@ -240,6 +240,8 @@ def test_async_tasks_are_polled_and_delivered_to_webhook_and_upload_endpoint(ser
     ([_task("d6111111-2222-4333-8444-555555555555", shell="rm -rf /")], "shell"),
     ([_task("d7111111-2222-4333-8444-555555555555"), _task("d8111111-2222-4333-8444-555555555555", steps=0)], "steps"),
     ([_task("d9111111-2222-4333-8444-555555555555", uploadEndpoint="file:///etc/passwd")], "uploadEndpoint"),
+    ([_task("da111111-2222-4333-8444-555555555555", inputs={"seedImage": str(ROOT / "workflows" / "assets" / "harbor.png")})],
+     "inputs.seedImage"),
     ("not a task array", None),
 ])
 def test_hostile_tasks_are_refused_before_the_queue(server, tasks, parameter):

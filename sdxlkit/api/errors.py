@@ -8,6 +8,7 @@ from ..errors import (ImageInputError, ModelLoadError, ModelNotFound, NotSupport
                       UnsupportedScheduler)
 
 _TASK_PATH = re.compile(r"^\$(?:\[(\d+)\])?\.?(.*)$")
+_FIELD_PREFIX = re.compile(r"^([A-Za-z][\w.\[\]]*): ")  # "inputs.seedImage: ..." as image errors begin
 # error class -> (code, HTTP status)
 _CODES = [(TaskValidationError, "invalidParameter", 400), (NotSupportedYet, "unsupportedParameter", 400),
           (UnsupportedScheduler, "unsupportedScheduler", 400), (ModelNotFound, "modelNotFound", 400),
@@ -37,12 +38,21 @@ def validation_errors(error: TaskValidationError, tasks) -> list[dict]:
     return out
 
 
+def _parameter(error: Exception) -> str | None:
+    if isinstance(error, NotSupportedYet):
+        return ",".join(error.fields)
+    match = _FIELD_PREFIX.match(str(error)) if isinstance(error, ImageInputError) else None
+    return match.group(1) if match else None
+
+
 def error_response(error: Exception, tasks=None, task_uuid: str | None = None) -> tuple[dict, int]:
-    """(body, HTTP status) for any error; errors that are not the user's are 500 with a generic code."""
+    """(body, HTTP status) for any error; errors that are not the user's are 500 with a generic code. Without a
+    task_uuid, a request of one task names that task."""
     if isinstance(error, TaskValidationError):
         return {"errors": validation_errors(error, tasks)}, 400
+    if task_uuid is None and (isinstance(tasks, dict) or (isinstance(tasks, list) and len(tasks) == 1)):
+        task_uuid = _uuid_of(tasks, 0)
     for cls, code, status in _CODES:
         if isinstance(error, cls):
-            parameter = ",".join(error.fields) if isinstance(error, NotSupportedYet) else None
-            return {"errors": [_entry(code, str(error), parameter, task_uuid)]}, status
+            return {"errors": [_entry(code, str(error), _parameter(error), task_uuid)]}, status
     return {"errors": [_entry("internalError", f"{type(error).__name__}: {error}", None, task_uuid)]}, 500

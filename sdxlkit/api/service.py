@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
-from ..errors import SdxlKitError
+from ..errors import Problem, SdxlKitError, TaskValidationError
+from ..images import file_reference
 from ..results import api_item
 from ..task.model import Task, parse_tasks
 from .outbound import OutboundPolicy, check_outbound
@@ -48,7 +50,28 @@ def engine_view(task: Task) -> Task:
     return Task({k: v for k, v in task.data.items() if k not in ROUTE_FIELDS})
 
 
-def admit(tasks: list[dict], check: Callable[[Task], None], policy: OutboundPolicy) -> list[Task]:
+def image_references(task: Task) -> list[tuple[str, str]]:
+    """(field path, reference) of every image a task reads."""
+    refs = [(f"inputs.{name}", task.data["inputs"][name]) for name in ("seedImage", "maskImage")
+            if name in task.data.get("inputs", {})]
+    return refs + [(f"controlNet[{i}].guideImage", c["guideImage"]) for i, c in enumerate(task.data.get("controlNet", []))]
+
+
+def check_image_files(task: Task, image_root: Path) -> None:
+    """A request may name image files only inside `image_root` (ComfyUI's input folder): a server's other files are
+    not a client's to read."""
+    root = image_root.resolve()
+    problems = []
+    for field, ref in image_references(task):
+        path = file_reference(ref, image_root)
+        if path is not None and not path.resolve().is_relative_to(root):
+            problems.append(Problem(f"$.{field}", f"names a file outside ComfyUI's input folder; send the image as a data "
+                                                  f"URI or base64, or name a file in {image_root}"))
+    if problems:
+        raise TaskValidationError(problems)
+
+
+def admit(tasks: list[dict], check: Callable[[Task], None], policy: OutboundPolicy, image_root: Path) -> list[Task]:
     """Validate every task, then check each as the engine will run it; the first failure refuses the request."""
     parsed = parse_tasks(tasks)
     for task in parsed:
@@ -56,6 +79,7 @@ def admit(tasks: list[dict], check: Callable[[Task], None], policy: OutboundPoli
             for name in ("webhookURL", "uploadEndpoint"):
                 if task.has(name):
                     check_outbound(task.data[name], name, policy)
+            check_image_files(task, image_root)
             check(engine_view(task))
         except SdxlKitError as exc:
             raise TaskRefused(exc, task.uuid) from None
