@@ -40,11 +40,12 @@ def convert_body(body) -> dict:
     if to in ("workflow", "api"):
         if "tasks" not in body:
             raise SdxlKitError(f"'to': {to!r} needs 'tasks': a task object or an array of tasks")
+        folders = options()
         for task in parse_tasks(body["tasks"]):
-            check_image_files(task, options().input_dir)
+            check_image_files(task, folders.input_dir)
         if to == "workflow":
-            return {"workflow": tasks_to_workflow(body["tasks"], options())}
-        return {"prompt": tasks_to_api(body["tasks"], options())}
+            return {"workflow": tasks_to_workflow(body["tasks"], folders)}
+        return {"prompt": tasks_to_api(body["tasks"], folders)}
     raise SdxlKitError(f"'to' must be one of task, workflow, api (got {to!r})")
 
 

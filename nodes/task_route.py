@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from urllib.parse import urlencode
 
 from ..sdxlkit.api.errors import error_response
@@ -28,16 +27,9 @@ JOBS = Jobs()
 _watchers: set[asyncio.Task] = set()  # keeps running watchers referenced until they finish
 
 
-def _input_dir() -> Path:
-    import folder_paths
-
-    return Path(folder_paths.get_input_directory())
-
-
 def _check(task) -> None:
-    import folder_paths
-
-    prepare(task, RunOptions(models_dir=Path(folder_paths.models_dir), device="cpu", base_dir=_input_dir()))
+    folders = options()
+    prepare(task, RunOptions(models_dir=folders.models_dir, device="cpu", base_dir=folders.input_dir))
 
 
 def _save_node(prompt: dict) -> str:
@@ -86,7 +78,7 @@ async def _watch(task, prompt_id: str, save_node: str, base_url: str) -> None:
 
 
 async def _admit_and_convert(request_tasks: list[dict]) -> list[tuple]:
-    tasks = admit(request_tasks, _check, outbound_policy(), _input_dir())
+    tasks = admit(request_tasks, _check, outbound_policy(), options().input_dir)
     for task in tasks:
         if JOBS.active(task.uuid):
             raise TaskRefused(SdxlKitError(f"taskUUID {task.uuid} is still processing; give each task its own"), task.uuid)

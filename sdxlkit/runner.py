@@ -127,9 +127,10 @@ def _check_scheduler(task: Task) -> None:
 
 def _check_adapters(task: Task) -> None:
     """`transformer` picks a stage of two-stage (video) models; SDXL has one, so only "both" means something."""
+    both = schema.default("lora[].transformer")
     problems = [Problem(f"$.lora[{i}].transformer", f"got {entry['transformer']!r}; SDXL has a single denoiser stage, "
-                        "so only 'both' (the default) applies: use 'both' or leave the field out")
-                for i, entry in enumerate(task.data.get("lora", [])) if entry.get("transformer", "both") != "both"]
+                        f"so only {both!r} (the default) applies: use {both!r} or leave the field out")
+                for i, entry in enumerate(task.data.get("lora", [])) if entry.get("transformer", both) != both]
     if problems:
         raise TaskValidationError(problems)
 

@@ -141,3 +141,13 @@ def test_transformer_high_or_low_is_refused_for_sdxl(adapter_models):
                         "lora": [{"model": "style_kohya", "transformer": "both"}, {"model": "style_kohya", "transformer": "low"}]})[0]
     with pytest.raises(TaskValidationError, match=r"\$\.lora\[1\]\.transformer: got 'low'; SDXL has a single"):
         prepare(task, RunOptions(models_dir=adapter_models.root, device="cpu"))
+
+
+def test_evicted_adapters_come_back_from_the_parsed_file(model, adapter_models, monkeypatch):
+    monkeypatch.setattr("sdxlkit.lora.adapters.RESIDENT_ADAPTERS", 1)
+    style, detail = adapter_models.loras["style_kohya"], adapter_models.loras["detail_kohya"]
+    first = image(model, [(style, 0.6)])
+    image(model, [(detail, 0.6)])
+    assert len(model.lora_state.names) == 1 and len(model.lora_state.layers) == 1
+    assert torch.equal(image(model, [(style, 0.6)]), first)
+    assert torch.equal(image(model), image(load_sdxl(ModelSpec(adapter_models.checkpoint))))

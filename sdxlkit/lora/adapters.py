@@ -88,6 +88,7 @@ def _load(pipe, components, lora: LoraFile, adapter: str) -> list:
         _delete(pipe, adapter)
         raise ModelLoadError(f"{lora.name}: {expected - len(layers)} of its {expected} layers have no counterpart in "
                              "this SDXL model; is it a LoRA for another architecture?")
+    pipe.disable_lora()  # a loaded adapter is active; adapters only hold weights, the merged base layers do the work
     return layers
 
 
@@ -165,6 +166,17 @@ def _merge(resident: ResidentLoras, adapters: list[tuple[str, float]]) -> None:
     resident.changed = changed
 
 
+def _evict(components, resident: ResidentLoras, wanted, pipe) -> None:
+    """Delete the least recently used adapters outside `wanted` beyond RESIDENT_ADAPTERS."""
+    stale = [k for k in resident.names if k not in wanted][:max(0, len(resident.names) - RESIDENT_ADAPTERS)]
+    if stale:
+        pipe = pipe or _pipeline(components)
+    for key in stale:
+        adapter = resident.names.pop(key)
+        resident.layers.pop(adapter)
+        _delete(pipe, adapter)
+
+
 def _apply(components, loras: list[tuple[Path, float]], files: LoraFileCache) -> None:
     if components.lora_state is None:
         components.lora_state = ResidentLoras()
@@ -172,22 +184,13 @@ def _apply(components, loras: list[tuple[Path, float]], files: LoraFileCache) ->
     wanted = _wanted(loras, files)
     if tuple(wanted.items()) == resident.merged:
         return
-    if not wanted:
-        _merge(resident, [])
-        resident.merged = ()
-        return
-    pipe = _pipeline(components)
+    pipe = _pipeline(components) if any(key not in resident.names for key in wanted) else None
     for key, (path, _) in wanted.items():
         if key not in resident.names:
             adapter = resident.new_name()
             resident.layers[adapter] = _load(pipe, components, files.get(path, components.unet.config), adapter)
             resident.names[key] = adapter
         resident.names.move_to_end(key)
-    for key in [k for k in resident.names if k not in wanted][:max(0, len(resident.names) - RESIDENT_ADAPTERS)]:
-        adapter = resident.names.pop(key)
-        resident.layers.pop(adapter)
-        with _quiet_loading():
-            pipe.delete_adapters([adapter])
-    pipe.disable_lora()  # adapters only hold the weights; the merged base layers do the work
+    _evict(components, resident, wanted, pipe)
     _merge(resident, [(resident.names[k], weight) for k, (_, weight) in wanted.items()])
     resident.merged = tuple(wanted.items())
