@@ -62,16 +62,25 @@ async def _deliver(task, items: list[dict], images: list[bytes]) -> None:
                     logging.warning("sdxlkit: upload to %s for task %s failed: %s", task.data["uploadEndpoint"], task.uuid, exc)
 
 
-async def _watch(task, prompt_id: str, save_node: str, base_url: str) -> None:
+async def _collect(task, prompt_id: str, save_node: str, base_url: str) -> tuple[list[dict], list[bytes]]:
+    """The run's API results and image bytes, once ComfyUI finished the prompt; its failure as an error."""
     entry = await comfy_queue.wait_for(prompt_id)
     failure = comfy_queue.execution_error(entry)
     if failure:
-        JOBS.fail(task.uuid, error_response(SdxlKitError(failure), task_uuid=task.uuid)[0]["errors"])
-        return
+        raise SdxlKitError(failure)
     saved = comfy_queue.saved_images(entry, save_node)
     images = [path.read_bytes() for path, _ in saved]
     urls = [f"{base_url}/view?{urlencode({k: view[k] for k in ('filename', 'subfolder', 'type')})}" for _, view in saved]
-    items = results(task, list(zip(images, urls)))
+    return results(task, list(zip(images, urls))), images
+
+
+async def _watch(task, prompt_id: str, save_node: str, base_url: str) -> None:
+    """Ends the task's job however the run ends, so a poll never sees "processing" for a run that is over."""
+    try:
+        items, images = await _collect(task, prompt_id, save_node, base_url)
+    except Exception as exc:
+        JOBS.fail(task.uuid, error_response(exc, task_uuid=task.uuid)[0]["errors"])
+        return
     JOBS.finish(task.uuid, items)
     if task.has("webhookURL") or task.has("uploadEndpoint"):
         await _deliver(task, items, images)
