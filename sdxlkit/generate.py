@@ -1,27 +1,26 @@
-"""Sampling: txt2img, img2img, inpaint and outpaint on loaded SDXL components, through diffusers' SDXL pipelines.
+"""Generation: txt2img, img2img, inpaint and outpaint on loaded SDXL components.
 
-The pipelines only denoise (output_type="latent"): prompts are encoded by sdxlkit.prompts (unlimited length,
-clip skip, weighting) and pixels go through the guarded VAE in sdxlkit.vae.
+Each mode is a function that prepares its denoising pass (sdxlkit.sampling.denoise, diffusers' SDXL pipelines
+producing latents); `unet_parts` is the one list of the features acting on the UNet during a pass. Prompts are
+encoded by sdxlkit.prompts (unlimited length, clip skip, weighting) and pixels go through the guarded VAE.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
 from . import masking, vae
-from .controlnet import CONTROLNETS, Control, ControlledUNet, StepWindow
+from .controlnet import CONTROLNETS, Control, ControlNetPart, StepWindow
 from .loading.components import SDXLComponents
 from .lora import apply_loras
 from .prompts import encode_prompts
-from .schedulers import make_scheduler
-
-OnStep = Callable[[int, int], None]
+from .sampling import DenoisePass, UNetPart, denoise
+from .sampling.passes import OnStep
 
 
 @dataclass
@@ -68,21 +67,6 @@ class Generation:
         return "img2img" if self.seed_image is not None else "txt2img"
 
 
-def _pipeline(kind: str, components: SDXLComponents, scheduler, unet=None):
-    from diffusers import (
-        StableDiffusionXLImg2ImgPipeline,
-        StableDiffusionXLInpaintPipeline,
-        StableDiffusionXLPipeline,
-    )
-
-    cls = {"txt2img": StableDiffusionXLPipeline, "img2img": StableDiffusionXLImg2ImgPipeline,
-           "inpaint": StableDiffusionXLInpaintPipeline}[kind]
-    modules = components.modules() | ({"unet": unet} if unet is not None else {})
-    pipe = cls(**modules, scheduler=scheduler, force_zeros_for_empty_prompt=True, add_watermarker=False)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def _to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
 
@@ -101,33 +85,6 @@ def _paste(base: torch.Tensor, patch: torch.Tensor, mask: Image.Image, box: tupl
     out = base.clone()
     out[..., y0:y1, x0:x1] = base[..., y0:y1, x0:x1] * (1 - alpha) + patch * alpha
     return out
-
-
-def _denoise(components: SDXLComponents, gen: Generation, kind: str, seed: int, embeds, on_step, *,
-             controls: list[Control], image_latents=None, mask: Image.Image | None = None,
-             strength: float | None = None) -> torch.Tensor:
-    if kind != "txt2img" and int(gen.steps * strength) < 1:
-        return image_latents  # no denoising step at this strength (diffusers would refuse): keep the image
-    scheduler = make_scheduler(gen.scheduler, components.scheduler_config, seed=seed)
-    unet = ControlledUNet(components.unet, controls, scheduler, guidance=gen.cfg > 1) if controls else None
-    pipe = _pipeline(kind, components, scheduler, unet)
-    generator = torch.Generator("cpu").manual_seed(seed)
-
-    def callback(p, i, t, kwargs):
-        if on_step is not None:
-            on_step(i + 1, p.num_timesteps)
-        return kwargs
-
-    kwargs = dict(prompt_embeds=embeds.prompt_embeds, pooled_prompt_embeds=embeds.pooled_prompt_embeds,
-                  negative_prompt_embeds=embeds.negative_prompt_embeds,
-                  negative_pooled_prompt_embeds=embeds.negative_pooled_prompt_embeds,
-                  num_inference_steps=gen.steps, guidance_scale=gen.cfg, generator=generator,
-                  width=gen.width, height=gen.height, output_type="latent", callback_on_step_end=callback)
-    if kind != "txt2img":
-        kwargs.update(image=image_latents, strength=strength)
-    if kind == "inpaint":
-        kwargs.update(mask_image=mask)
-    return pipe(**kwargs).images
 
 
 def _source_latents(components: SDXLComponents, image: Image.Image, seed: int) -> torch.Tensor:
@@ -154,15 +111,34 @@ def _controls(components: SDXLComponents, gen: Generation, box: tuple[int, int, 
     return controls
 
 
-def _generate_one(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
-    size = (gen.width, gen.height)
-    if gen.mode == "txt2img":
-        return vae.decode(components, _denoise(components, gen, "txt2img", seed, embeds, on_step, controls=_controls(components, gen)))
-    if gen.mode == "img2img":
-        latents = _denoise(components, gen, "img2img", seed, embeds, on_step, controls=_controls(components, gen),
-                           image_latents=_source_latents(components, _fit(gen.seed_image, size), seed), strength=gen.strength)
-        return vae.decode(components, latents)
+def unet_parts(components: SDXLComponents, gen: Generation, box: tuple[int, int, int, int] | None = None) -> list[UNetPart]:
+    """Everything that acts on the UNet during a pass of `gen`, outermost first; `box` is the region being repainted."""
+    parts: list[UNetPart] = []
+    controls = _controls(components, gen, box)
+    if controls:
+        parts.append(ControlNetPart(controls, guidance=gen.cfg > 1))
+    return parts
 
+
+def _pass(gen: Generation, kind: str, seed: int, embeds, parts: list[UNetPart], **inputs) -> DenoisePass:
+    return DenoisePass(kind=kind, width=gen.width, height=gen.height, steps=gen.steps, cfg=gen.cfg,
+                       scheduler=gen.scheduler, seed=seed, embeds=embeds, parts=parts, **inputs)
+
+
+def txt2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
+    latents = denoise(components, _pass(gen, "txt2img", seed, embeds, unet_parts(components, gen)), on_step)
+    return vae.decode(components, latents)
+
+
+def img2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
+    source = _source_latents(components, _fit(gen.seed_image, (gen.width, gen.height)), seed)
+    p = _pass(gen, "img2img", seed, embeds, unet_parts(components, gen), image_latents=source, strength=gen.strength)
+    return vae.decode(components, denoise(components, p, on_step))
+
+
+def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
+    """Inpaint and outpaint: repaint the mask's region (or the new border) and paste it back feathered."""
+    size = (gen.width, gen.height)
     if gen.mode == "outpaint":
         o = gen.outpaint
         full, mask = masking.outpaint_canvas(gen.seed_image, o.get("top", 0), o.get("right", 0), o.get("bottom", 0), o.get("left", 0))
@@ -172,9 +148,12 @@ def _generate_one(components: SDXLComponents, gen: Generation, seed: int, embeds
         feather = masking.INPAINT_FEATHER
         box = (0, 0) + size if gen.mask_margin is None else masking.crop_region(mask, gen.mask_margin, gen.width / gen.height)
     source, source_mask = _fit(full.crop(box), size), _fit(mask.crop(box), size)
-    latents = _denoise(components, gen, "inpaint", seed, embeds, on_step, controls=_controls(components, gen, box),
-                       image_latents=_source_latents(components, source, seed), mask=source_mask, strength=gen.strength)
-    return _paste(_to_tensor(full), vae.decode(components, latents), mask, box, feather)
+    p = _pass(gen, "inpaint", seed, embeds, unet_parts(components, gen, box),
+              image_latents=_source_latents(components, source, seed), mask=source_mask, strength=gen.strength)
+    return _paste(_to_tensor(full), vae.decode(components, denoise(components, p, on_step)), mask, box, feather)
+
+
+MODES = {"txt2img": txt2img, "img2img": img2img, "inpaint": inpaint, "outpaint": inpaint}
 
 
 @torch.inference_mode()
@@ -196,5 +175,5 @@ def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None
             if on_step is not None:
                 on_step(index * total + done, gen.count * total)
 
-        results.append((_generate_one(components, gen, seed, embeds, image_step), seed))
+        results.append((MODES[gen.mode](components, gen, seed, embeds, image_step), seed))
     return results

@@ -8,12 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from sdxlkit.controlnet import Control, ControlledUNet, ControlNetCache, load_controlnet, residual_scales, step_window
-from sdxlkit.controlnet.guided_unet import scaled_residuals
+from sdxlkit.controlnet import Control, ControlNetCache, ControlNetPart, load_controlnet, residual_scales, step_window
+from sdxlkit.controlnet.part import scaled_residuals
 from sdxlkit.errors import ModelLoadError
 from sdxlkit.generate import ControlRequest, Generation, generate
 from sdxlkit.loading.loader import ModelSpec, load_sdxl
 from sdxlkit.runner import RunOptions, prepare
+from sdxlkit.sampling import PassUNet
 from sdxlkit.task.model import parse_tasks
 from sdxlkit.tiny_controlnet import write_controlnet
 
@@ -78,7 +79,7 @@ def test_several_controlnets_are_summed_each_with_its_own_mode(adapter_models, m
                 Control(controlnet, image.flip(-1), -1.2, "controlnet", step_window(4))]
     scheduler = SimpleNamespace(timesteps=list(range(4)), begin_index=None)
     recorder = RecordingUNet()
-    unet = ControlledUNet(recorder, controls, scheduler, guidance=True)
+    unet = PassUNet(recorder, [ControlNetPart(controls, guidance=True)], scheduler)
     g = torch.Generator().manual_seed(3)
     sample, t = torch.randn(2, 4, 8, 8, generator=g), torch.tensor(500)
     hidden = torch.randn(2, 77, model.unet.config.cross_attention_dim, generator=g)
@@ -110,12 +111,13 @@ def test_step_windows_by_index(adapter_models, window, total, expected):
     steps = 10 if total == 6 else total
     control = Control(adapter_models.controlnet, torch.zeros(1, 3, 64, 64), 1.0, "balanced", step_window(steps, **window))
     scheduler = SimpleNamespace(timesteps=list(range(10 if total == 6 else total)), begin_index=4 if total == 6 else None)
-    unet = ControlledUNet(RecordingUNet(), [control], scheduler, guidance=False)
+    part = ControlNetPart([control], guidance=False)
+    unet = PassUNet(RecordingUNet(), [part], scheduler)
     hidden = torch.zeros(1, 77, adapter_models.controlnet.config.cross_attention_dim)
     added = {"text_embeds": torch.zeros(1, 64), "time_ids": torch.zeros(1, 6)}
     for _ in range(total):
         unet(torch.zeros(1, 4, 8, 8), torch.tensor(1), hidden, added_cond_kwargs=added)
-    assert unet.active_steps == [expected]
+    assert part.active_steps == [expected]
 
 
 def test_window_fractions_are_exact():

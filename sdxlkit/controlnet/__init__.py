@@ -1,8 +1,8 @@
 """ControlNet guidance for SDXL with A1111's control modes, step windows and summed multi-ControlNet."""
 
-from .guided_unet import Control, ControlledUNet
+from .part import Control, ControlNetPart
 from .loading import CONTROLNETS, ControlNetCache, load_controlnet
 from .scales import CONTROL_MODES, StepWindow, residual_scales, step_window
 
-__all__ = ["Control", "ControlledUNet", "CONTROLNETS", "ControlNetCache", "load_controlnet", "CONTROL_MODES",
+__all__ = ["Control", "ControlNetPart", "CONTROLNETS", "ControlNetCache", "load_controlnet", "CONTROL_MODES",
            "StepWindow", "residual_scales", "step_window"]
