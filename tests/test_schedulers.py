@@ -241,6 +241,19 @@ def test_friendly_sigmas_follow_the_reference_formula(name, steps, base, trainin
         np.testing.assert_allclose(first_order, fractional, atol=2e-3)  # fractional (k-diffusion / A1111)
 
 
+@pytest.mark.parametrize("steps", [20, 30])
+@pytest.mark.parametrize("name", ["Default", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler",
+                                  "LMSDiscreteScheduler", "HeunDiscreteScheduler"])
+def test_class_names_follow_the_configs_leading_spacing(name, steps, base, training_log_sigmas):
+    """diffusers' "leading" spacing with SDXL's steps_offset 1: t = (0, 1, ..., n - 1) * (1000 // n) + 1, reversed,
+    at the training sigmas; the start sqrt(1 + sigma_0²)."""
+    scheduler = built(name, base, steps)
+    t = (np.arange(steps) * (1000 // steps) + 1)[::-1]
+    expected = np.append(np.exp(training_log_sigmas[t]), 0.0)
+    np.testing.assert_allclose(step_sigmas(scheduler), expected, rtol=2e-5)  # diffusers' betas are float32
+    assert float(scheduler.init_noise_sigma) == pytest.approx(math.sqrt(1 + expected[0] ** 2), rel=2e-5)
+
+
 def test_issue_anchor_values(base):
     """The values quoted for A1111's Euler at 20 steps: 14.61, 10.75, ..., 0.0292, 0 (not diffusers' 11.03 start)."""
     sigmas = built("Euler", base, 20).sigmas.numpy()
