@@ -134,7 +134,10 @@ def real_size_encoders(tmp_path_factory):
         torch.manual_seed(100 + index)
         encoder = cls(CLIPTextConfig.from_json_file(data / config)).eval()
         paths.append(str(folder / f"{index}.safetensors"))
-        save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, paths[-1])
+        # checkpoint key layout (transformers 5 leaves "text_model." off CLIPTextModel's own state dict)
+        state = {(k if k.startswith(("text_model.", "text_projection.")) else "text_model." + k): v.contiguous()
+                 for k, v in encoder.state_dict().items()}
+        save_file(state, paths[-1])
         encoders.append(encoder)
     return encoders, paths
 
