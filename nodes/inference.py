@@ -46,7 +46,11 @@ class SDXLKitInference(io.ComfyNode):
                 combo_widget("scheduler", "scheduler"),
                 float_widget("cfg_scale", "CFGScale", step=0.1),
                 int_widget("clip_skip", "clipSkip", tooltip="extra layers to skip; n = ComfyUI CLIPSetLastLayer -(n+2)"),
-                io.Combo.Input("prompt_weighting", options=["none", "compel", "sdEmbeds"], default="none"),
+                io.Combo.Input("prompt_weighting", options=["none", "compel", "sdEmbeds"], default="sdEmbeds",
+                               tooltip="sdEmbeds: A1111 syntax, (word:1.2), (word) = x1.1, [word] = /1.1, BREAK; "
+                                       "the weight multiplies the word's embedding (ComfyUI's CLIPTextEncode "
+                                       "instead moves it away from the empty prompt's). compel: word+, "
+                                       "(words)1.3, .blend(). none: brackets are literal text"),
                 int_widget("number_results", "numberResults", tooltip="images use seed, seed+1, ..."),
                 float_widget("strength", "strength", tooltip="img2img/inpaint denoise; use 1.0 for outpaint"),
                 io.Boolean.Input("only_masked", default=False, tooltip="inpaint only the mask's area plus mask_margin, at full resolution"),

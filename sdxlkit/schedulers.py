@@ -8,31 +8,38 @@ reproduced faithfully on an epsilon-prediction SDXL model with diffusers is refu
 How the names read:
 
 * A diffusers class name ("DDPMScheduler", "DPMSolverMultistepScheduler", ...) is that class built on the
-  checkpoint's scheduler config exactly as it is, with no setting changed. "Default" rebuilds the checkpoint's own
-  class (``base_config["_class_name"]``) unchanged.
-* A friendly name ("Euler", "DPM++ 2M SDE Karras", "UniPC 3M Uniform", ...) fixes every setting its words imply and
-  keeps the checkpoint's config for the rest (betas, training timesteps, prediction type, steps_offset, and the
-  timestep spacing unless the name says "Uniform"). Its sigma schedule is always pinned: "Karras" / "Exponential" /
-  "Beta" switch on that flag (``use_karras_sigmas`` / ``use_exponential_sigmas`` / ``use_beta_sigmas``) and switch
-  off the others, a name without one switches them all off, so a checkpoint config that ships with, say,
-  ``use_karras_sigmas=True`` cannot turn "Euler" into "Euler Karras" (or make diffusers reject two flags at once).
+  checkpoint's scheduler config exactly as it is, with no setting changed, so its timesteps follow the config's
+  ``timestep_spacing`` (SDXL: "leading"). "Default" rebuilds the checkpoint's own class unchanged.
+* A friendly name ("Euler", "DPM++ 2M SDE Karras", "UniPC 3M Uniform", ...) is A1111's sampler of that name, with
+  the sigma schedule its words name, computed by :mod:`sdxlkit.sigma_schedules` over the model's full sigma range
+  (whatever the checkpoint's spacing or sigma flags say):
+  - no schedule word, or "Uniform": A1111's automatic schedule for these samplers (its "Uniform" schedule type),
+    k-diffusion's ``get_sigmas`` = ComfyUI's "normal" scheduler;
+  - "Karras" / "Exponential": k-diffusion's Karras (rho 7) / exponential schedule = ComfyUI "karras" /
+    "exponential"; "Uniform Karras" etc. are the same as "Karras" etc. (a named schedule replaces the uniform one);
+  - "Beta": A1111's "Beta" schedule type (linear in sigma; ComfyUI's "beta" differs, see sigma_schedules).
+  "DDIM" is A1111's DDIM: timesteps 1, 1 + 1000 // steps, ... (``leading`` spacing, ``steps_offset=1``), the same
+  as diffusers' DDIM on SDXL's config and ComfyUI's "ddim_uniform" scheduler.
 * "2M" / "3M" = multistep solver order 2 / 3; "SDE" = the stochastic variant ("sde-dpmsolver++" for DPM-Solver++
   multistep; "DPM++ SDE" itself is A1111's DPM++ SDE, diffusers' DPMSolverSDEScheduler with a Brownian-tree noise
   sampler from torchsde).
-* "Uniform" = A1111's "Uniform" schedule type: timesteps spaced uniformly over the whole training range, diffusers
-  ``timestep_spacing="linspace"`` (SDXL's own config says "leading"). A following Karras / Exponential / Beta sets
-  the sigmas as well. DPMSolverMultistep and UniPC take the Karras/Exponential/Beta endpoints from the full training
-  range whatever the spacing, so there "Uniform Karras" equals "Karras"; Euler, Heun, LMS and DPM++ SDE take them from
-  the spaced timesteps, so their Karras/Exponential/Beta names also set linspace spacing: every such curve runs from
-  the model's sigma_max to its sigma_min, as in A1111.
 * "DPM++" alone is DPM-Solver++ as diffusers implements it by default: DPMSolverMultistepScheduler with
   ``algorithm_type="dpmsolver++"``, ``solver_order=2`` (the same sampler as "DPM++ 2M"). Reasons: the format's
   DPM++ family has exactly the shape of its UniPC family ("UniPC" / "UniPC 2M" / "UniPC 3M" / "UniPC Karras" /
   "UniPC Uniform ..." next to "DPM++" / "DPM++ 2M" / "DPM++ 3M" / "DPM++ Karras" / "DPM++ Uniform ..."), where the
-  bare name is the multistep class with its default order; and the alternative, single-step DPM-Solver++
-  (DPMSolverSinglestepScheduler), has no ``timestep_spacing`` option at all (it always spaces uniformly), so
-  "DPM++ Uniform" could not differ from "DPM++" — the "Uniform" names only make sense for the multistep solver.
-  Single-step DPM-Solver++ stays available under its class name "DPMSolverSinglestepScheduler".
+  bare name is the multistep class with its default order. Single-step DPM-Solver++ stays available under its
+  class name "DPMSolverSinglestepScheduler".
+
+Timestep given to the UNet for a pinned sigma: diffusers' rule per class, kept: Euler, Euler a, Heun, LMS and
+DPM++ SDE pass the fractional timestep (log-sigma interpolation, as k-diffusion / A1111); DPM++ multistep and UniPC
+round it to the nearest training timestep (as ComfyUI does for every sampler).
+
+Initial noise (txt2img): ``noise * sqrt(1 + sigma_0²)``, ComfyUI's rule at full denoise (SDXL's "SGM noise
+multiplier"; A1111 by default multiplies by ``sigma_0``, 0.23 % less at SDXL's sigma_max 14.61). The multistep
+solvers (DPM++, UniPC, DDIM) work in the variance-preserving form where this is their unit-variance start; the
+k-diffusion ports (Euler, Euler a, Heun, LMS, DPM++ SDE) get it from diffusers under ``timestep_spacing="leading"``
+(under "linspace"/"trailing" diffusers uses ``sigma_0``), which is all the spacing changes once the sigmas are
+pinned.
 
 Stochastic samplers draw their noise from the pipeline's ``generator``, except DPMSolverSDEScheduler, whose
 Brownian tree is seeded by its ``noise_sampler_seed`` config: pass ``seed=`` to ``make_scheduler`` so that "DPM++
@@ -41,6 +48,7 @@ SDE ..." images repeat for a given seed (without it diffusers seeds the tree fro
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -53,11 +61,13 @@ SCHEMA = Path(__file__).resolve().parent / "spec" / "imageInference.schema.json"
 
 @dataclass(frozen=True)
 class Mapped:
-    """A diffusers scheduler class (None: the checkpoint's own) and the config settings the name implies."""
+    """A diffusers scheduler class (None: the checkpoint's own), the config settings the name implies, and the
+    sigma schedule it pins (a key of ``sigma_schedules.SCHEDULES``; None: the class computes its own)."""
 
     cls: str | None
     overrides: dict = field(default_factory=dict)
     note: str = ""
+    sigmas: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,87 +79,116 @@ class Refused:
 
 # ---- building blocks for the table --------------------------------------------------------------------------------
 
-def _sigmas(kind: str | None = None) -> dict:
-    """Pin the sigma schedule: one of karras / exponential / beta on, the others off (None: all off)."""
-    return {"use_karras_sigmas": kind == "karras", "use_exponential_sigmas": kind == "exponential",
-            "use_beta_sigmas": kind == "beta"}
+# The pinned schedule is installed through the class's Karras hook (see pin_sigma_schedule), so that flag is on and
+# the other schedule flags are off; "leading" only selects the sqrt(1 + sigma_0²) initial noise (module docstring).
+_PINNED = {"use_karras_sigmas": True, "use_exponential_sigmas": False, "use_beta_sigmas": False}
+_K_SPACE = {"timestep_spacing": "leading"}
 
 
-UNIFORM = {"timestep_spacing": "linspace"}
-
-
-def _full_range(kind: str) -> dict:
-    """Karras/Exponential/Beta on samplers that take the curve's endpoints from the spaced timesteps (Euler, Heun,
-    LMS, DPM++ SDE): linspace spacing puts them at the model's sigma_max/sigma_min, as A1111 does."""
-    return _sigmas(kind) | UNIFORM
-
-
-def _dpmpp(order: int, sde: bool = False, sigmas: str | None = None, uniform: bool = False) -> dict:
+def _dpmpp(order: int, sde: bool = False) -> dict:
     """DPM-Solver++ multistep. ``use_lu_lambdas`` is another sigma schedule of this class, so it is pinned off too."""
-    return ({"algorithm_type": "sde-dpmsolver++" if sde else "dpmsolver++", "solver_order": order}
-            | _sigmas(sigmas) | {"use_lu_lambdas": False} | (UNIFORM if uniform else {}))
-
-
-def _unipc(order: int = 2, sigmas: str | None = None, uniform: bool = False) -> dict:
-    return {"solver_order": order} | _sigmas(sigmas) | (UNIFORM if uniform else {})
+    return {"algorithm_type": "sde-dpmsolver++" if sde else "dpmsolver++", "solver_order": order,
+            "use_lu_lambdas": False}
 
 
 DPM = "DPMSolverMultistepScheduler"
 SDE = "DPMSolverSDEScheduler"
 UNIPC = "UniPCMultistepScheduler"
 EULER = "EulerDiscreteScheduler"
+EULER_A = "EulerAncestralDiscreteScheduler"
+HEUN = "HeunDiscreteScheduler"
+LMS = "LMSDiscreteScheduler"
+K_SPACE_CLASSES = (EULER, EULER_A, HEUN, LMS, SDE)
 
 _AS_IS = "the class on the checkpoint's scheduler config, unchanged"
 _DPMPP_NOTE = "DPM-Solver++ multistep, diffusers' default form (same sampler as DPM++ 2M); see module docstring"
 _SDE_NOTE = "A1111's DPM++ SDE (k-diffusion port, Brownian-tree noise via torchsde; seeded by make_scheduler(seed=))"
-_FULL = "over the model's full sigma range, as A1111"
-_SEE_UNIFORM = "Uniform: timesteps over the whole training range (A1111 Uniform)"
 _LCM_NOTE = "needs an LCM-distilled model or LCM-LoRA; a plain SDXL checkpoint gives poor images with it"
 _TCD_NOTE = "needs a TCD-distilled model or TCD-LoRA; a plain SDXL checkpoint gives poor images with it"
 
 _IPNDM = ("diffusers' IPNDMScheduler ignores the checkpoint's noise schedule: it accepts only num_train_timesteps and "
           "trained_betas, builds its own sin^2 (v-diffusion) schedule and passes fractional timesteps in [0, 1) to the "
           "model, while SDXL's epsilon-prediction UNet expects timesteps 0-999 on its scaled-linear beta schedule")
-_IPNDM_SPACING = "; it has no timestep_spacing option either, so 'Uniform' cannot be applied"
+_IPNDM_SCHEDULE = "; it takes no sigma schedule either, so the {} schedule cannot be applied"
 _EDM = ("{cls} implements the EDM parameterisation (continuous Karras sigmas 0.002-80, c_noise = ln(sigma)/4 passed as "
         "the timestep) for EDM-trained models such as Playground v2.5; SDXL's epsilon-prediction UNet expects discrete "
         "timesteps 0-999 on its scaled-linear beta schedule")
 
-SCHEDULERS: dict[str, Mapped | Refused] = {
-    "DDIM": Mapped("DDIMScheduler", {}, "A1111's DDIM; eta comes from the pipeline (0: deterministic)"),
+
+def _name_schedule(name: str) -> str:
+    """The sigma schedule a friendly name's words say (see the module docstring)."""
+    for word in ("Karras", "Exponential", "Beta"):
+        if name.endswith(" " + word):
+            return word.lower()
+    return "normal"
+
+
+def _friendly(table: dict[str, tuple]) -> dict[str, Mapped]:
+    """Friendly names from ``name: (class, overrides[, note])``; the name's words fix the schedule."""
+    return {name: Mapped(cls, overrides | (_K_SPACE if cls in K_SPACE_CLASSES else {}), "".join(note),
+                         _name_schedule(name))
+            for name, (cls, overrides, *note) in table.items()}
+
+
+_FRIENDLY = {
+    "DPM++": (DPM, _dpmpp(2), _DPMPP_NOTE),
+    "DPM++ 2M": (DPM, _dpmpp(2), "A1111's DPM++ 2M"),
+    "DPM++ 2M Beta": (DPM, _dpmpp(2)),
+    "DPM++ 2M Exponential": (DPM, _dpmpp(2)),
+    "DPM++ 2M Karras": (DPM, _dpmpp(2), "A1111's DPM++ 2M Karras"),
+    "DPM++ 2M SDE": (DPM, _dpmpp(2, sde=True), "A1111's DPM++ 2M SDE (per-step Gaussian noise)"),
+    "DPM++ 2M SDE Beta": (DPM, _dpmpp(2, sde=True)),
+    "DPM++ 2M SDE Exponential": (DPM, _dpmpp(2, sde=True)),
+    "DPM++ 2M SDE Karras": (DPM, _dpmpp(2, sde=True), "A1111's DPM++ 2M SDE Karras"),
+    "DPM++ 2M SDE Uniform": (DPM, _dpmpp(2, sde=True)),
+    "DPM++ 2M Uniform": (DPM, _dpmpp(2)),
+    "DPM++ 3M": (DPM, _dpmpp(3), "third-order multistep"),
+    "DPM++ 3M Beta": (DPM, _dpmpp(3)),
+    "DPM++ 3M Exponential": (DPM, _dpmpp(3)),
+    "DPM++ 3M Karras": (DPM, _dpmpp(3)),
+    "DPM++ 3M SDE Uniform": (DPM, _dpmpp(3, sde=True), "A1111's DPM++ 3M SDE"),
+    "DPM++ 3M Uniform": (DPM, _dpmpp(3)),
+    "DPM++ Beta": (DPM, _dpmpp(2), _DPMPP_NOTE),
+    "DPM++ Exponential": (DPM, _dpmpp(2), _DPMPP_NOTE),
+    "DPM++ Karras": (DPM, _dpmpp(2), _DPMPP_NOTE),
+    "DPM++ SDE": (SDE, {}, _SDE_NOTE),
+    "DPM++ SDE Beta": (SDE, {}, _SDE_NOTE),
+    "DPM++ SDE Exponential": (SDE, {}, _SDE_NOTE),
+    "DPM++ SDE Karras": (SDE, {}, "A1111's DPM++ SDE Karras"),
+    "DPM++ Uniform": (DPM, _dpmpp(2), _DPMPP_NOTE),
+    "DPM++ Uniform Beta": (DPM, _dpmpp(2), _DPMPP_NOTE),
+    "DPM++ Uniform Exponential": (DPM, _dpmpp(2), _DPMPP_NOTE),
+    "DPM++ Uniform Karras": (DPM, _dpmpp(2), _DPMPP_NOTE),
+    "Euler": (EULER, {}, "A1111's Euler"),
+    "Euler a": (EULER_A, {}, "A1111's Euler a (noise from the pipeline's generator)"),
+    "Euler Beta": (EULER, {}),
+    "Euler Exponential": (EULER, {}),
+    "Euler Karras": (EULER, {}, "A1111's Euler Karras"),
+    "Heun": (HEUN, {}, "A1111's Heun (two model evaluations per step)"),
+    "Heun Karras": (HEUN, {}),
+    "LMS": (LMS, {}, "A1111's LMS"),
+    "LMS Karras": (LMS, {}, "A1111's LMS Karras"),
+    "UniPC": (UNIPC, {"solver_order": 2}, "UniPC with diffusers' default order 2 (bh2)"),
+    "UniPC 2M": (UNIPC, {"solver_order": 2}),
+    "UniPC 2M Karras": (UNIPC, {"solver_order": 2}),
+    "UniPC 2M Uniform": (UNIPC, {"solver_order": 2}),
+    "UniPC 3M": (UNIPC, {"solver_order": 3}),
+    "UniPC 3M Karras": (UNIPC, {"solver_order": 3}),
+    "UniPC 3M Uniform": (UNIPC, {"solver_order": 3}),
+    "UniPC Karras": (UNIPC, {"solver_order": 2}),
+    "UniPC Uniform": (UNIPC, {"solver_order": 2}),
+    "UniPC Uniform Beta": (UNIPC, {"solver_order": 2}),
+    "UniPC Uniform Exponential": (UNIPC, {"solver_order": 2}),
+    "UniPC Uniform Karras": (UNIPC, {"solver_order": 2}),
+}
+
+SCHEDULERS: dict[str, Mapped | Refused] = _friendly(_FRIENDLY) | {
+    "DDIM": Mapped("DDIMScheduler", {"timestep_spacing": "leading", "steps_offset": 1},
+                   "A1111's DDIM (= ComfyUI ddim_uniform); eta comes from the pipeline (0: deterministic)"),
     "DDIMScheduler": Mapped("DDIMScheduler", {}, _AS_IS),
     "DDPMScheduler": Mapped("DDPMScheduler", {}, _AS_IS),
     "DEISMultistepScheduler": Mapped("DEISMultistepScheduler", {}, _AS_IS),
     "Default": Mapped(None, {}, "the checkpoint's own scheduler class and config, unchanged"),
-    "DPM++": Mapped(DPM, _dpmpp(2), _DPMPP_NOTE),
-    "DPM++ 2M": Mapped(DPM, _dpmpp(2), "A1111's DPM++ 2M"),
-    "DPM++ 2M Beta": Mapped(DPM, _dpmpp(2, sigmas="beta"), "beta sigmas (alpha = beta = 0.6) over the full range"),
-    "DPM++ 2M Exponential": Mapped(DPM, _dpmpp(2, sigmas="exponential"), "exponential sigmas over the full range"),
-    "DPM++ 2M Karras": Mapped(DPM, _dpmpp(2, sigmas="karras"), "A1111's DPM++ 2M Karras"),
-    "DPM++ 2M SDE": Mapped(DPM, _dpmpp(2, sde=True), "A1111's DPM++ 2M SDE (per-step Gaussian noise)"),
-    "DPM++ 2M SDE Beta": Mapped(DPM, _dpmpp(2, sde=True, sigmas="beta"), ""),
-    "DPM++ 2M SDE Exponential": Mapped(DPM, _dpmpp(2, sde=True, sigmas="exponential"), ""),
-    "DPM++ 2M SDE Karras": Mapped(DPM, _dpmpp(2, sde=True, sigmas="karras"), "A1111's DPM++ 2M SDE Karras"),
-    "DPM++ 2M SDE Uniform": Mapped(DPM, _dpmpp(2, sde=True, uniform=True), _SEE_UNIFORM),
-    "DPM++ 2M Uniform": Mapped(DPM, _dpmpp(2, uniform=True), _SEE_UNIFORM),
-    "DPM++ 3M": Mapped(DPM, _dpmpp(3), "third-order multistep"),
-    "DPM++ 3M Beta": Mapped(DPM, _dpmpp(3, sigmas="beta"), ""),
-    "DPM++ 3M Exponential": Mapped(DPM, _dpmpp(3, sigmas="exponential"), ""),
-    "DPM++ 3M Karras": Mapped(DPM, _dpmpp(3, sigmas="karras"), ""),
-    "DPM++ 3M SDE Uniform": Mapped(DPM, _dpmpp(3, sde=True, uniform=True), "A1111's DPM++ 3M SDE; " + _SEE_UNIFORM),
-    "DPM++ 3M Uniform": Mapped(DPM, _dpmpp(3, uniform=True), _SEE_UNIFORM),
-    "DPM++ Beta": Mapped(DPM, _dpmpp(2, sigmas="beta"), _DPMPP_NOTE),
-    "DPM++ Exponential": Mapped(DPM, _dpmpp(2, sigmas="exponential"), _DPMPP_NOTE),
-    "DPM++ Karras": Mapped(DPM, _dpmpp(2, sigmas="karras"), _DPMPP_NOTE),
-    "DPM++ SDE": Mapped(SDE, _sigmas(), _SDE_NOTE),
-    "DPM++ SDE Beta": Mapped(SDE, _full_range("beta"), _SDE_NOTE),
-    "DPM++ SDE Exponential": Mapped(SDE, _full_range("exponential"), _SDE_NOTE),
-    "DPM++ SDE Karras": Mapped(SDE, _full_range("karras"), "A1111's DPM++ SDE Karras, " + _FULL),
-    "DPM++ Uniform": Mapped(DPM, _dpmpp(2, uniform=True), _SEE_UNIFORM),
-    "DPM++ Uniform Beta": Mapped(DPM, _dpmpp(2, sigmas="beta", uniform=True), "beta sigmas over the full range"),
-    "DPM++ Uniform Exponential": Mapped(DPM, _dpmpp(2, sigmas="exponential", uniform=True),
-                                        "exponential sigmas over the full range"),
-    "DPM++ Uniform Karras": Mapped(DPM, _dpmpp(2, sigmas="karras", uniform=True), "Karras sigmas over the full range"),
     "DPMSolverMultistepInverse": Refused(
         "DPMSolverMultistepInverseScheduler runs the diffusion backwards (its timesteps go from clean image to noise, "
         "for DDIM-style inversion of an existing image); it cannot generate an image from noise"),
@@ -157,47 +196,25 @@ SCHEDULERS: dict[str, Mapped | Refused] = {
     "DPMSolverSinglestepScheduler": Mapped("DPMSolverSinglestepScheduler", {}, _AS_IS + " (single-step DPM-Solver++)"),
     "EDMDPMSolverMultistepScheduler": Refused(_EDM.format(cls="EDMDPMSolverMultistepScheduler")),
     "EDMEulerScheduler": Refused(_EDM.format(cls="EDMEulerScheduler")),
-    "Euler": Mapped(EULER, _sigmas(), "A1111's Euler"),
-    "Euler a": Mapped("EulerAncestralDiscreteScheduler", {}, "A1111's Euler a (noise from the pipeline's generator)"),
-    "Euler Beta": Mapped(EULER, _full_range("beta"), "beta sigmas (alpha = beta = 0.6) " + _FULL),
-    "Euler Exponential": Mapped(EULER, _full_range("exponential"), "exponential sigmas " + _FULL),
-    "Euler Karras": Mapped(EULER, _full_range("karras"), "A1111's Euler Karras, " + _FULL),
-    "EulerAncestralDiscreteScheduler": Mapped("EulerAncestralDiscreteScheduler", {}, _AS_IS),
+    "EulerAncestralDiscreteScheduler": Mapped(EULER_A, {}, _AS_IS),
     "EulerDiscreteScheduler": Mapped(EULER, {}, _AS_IS),
     "FlowMatchEulerDiscreteScheduler": Refused(
         "FlowMatchEulerDiscreteScheduler integrates a rectified-flow (flow-matching) model that predicts velocity on "
         "sigmas in [0, 1] (SD3, FLUX); SDXL is a diffusion model with epsilon prediction and a scaled-linear beta "
         "schedule"),
-    "Heun": Mapped("HeunDiscreteScheduler", _sigmas(), "A1111's Heun (two model evaluations per step)"),
-    "Heun Karras": Mapped("HeunDiscreteScheduler", _full_range("karras"), "Karras sigmas " + _FULL),
-    "HeunDiscreteScheduler": Mapped("HeunDiscreteScheduler", {}, _AS_IS),
-    "IPNDM Uniform": Refused(_IPNDM + _IPNDM_SPACING),
-    "IPNDM Uniform Beta": Refused(_IPNDM + _IPNDM_SPACING + ", and no use_beta_sigmas option"),
-    "IPNDM Uniform Exponential": Refused(_IPNDM + _IPNDM_SPACING + ", and no use_exponential_sigmas option"),
-    "IPNDM Uniform Karras": Refused(_IPNDM + _IPNDM_SPACING + ", and no use_karras_sigmas option"),
+    "HeunDiscreteScheduler": Mapped(HEUN, {}, _AS_IS),
+    "IPNDM Uniform": Refused(_IPNDM + _IPNDM_SCHEDULE.format("uniform")),
+    "IPNDM Uniform Beta": Refused(_IPNDM + _IPNDM_SCHEDULE.format("beta")),
+    "IPNDM Uniform Exponential": Refused(_IPNDM + _IPNDM_SCHEDULE.format("exponential")),
+    "IPNDM Uniform Karras": Refused(_IPNDM + _IPNDM_SCHEDULE.format("Karras")),
     "IPNDMScheduler": Refused(_IPNDM),
     "KDPM2AncestralDiscreteScheduler": Mapped("KDPM2AncestralDiscreteScheduler", {}, _AS_IS + " (A1111's DPM2 a)"),
     "KDPM2DiscreteScheduler": Mapped("KDPM2DiscreteScheduler", {}, _AS_IS + " (A1111's DPM2)"),
     "LCM": Mapped("LCMScheduler", {}, _LCM_NOTE),
     "LCMScheduler": Mapped("LCMScheduler", {}, _LCM_NOTE),
-    "LMS": Mapped("LMSDiscreteScheduler", _sigmas(), "A1111's LMS"),
-    "LMS Karras": Mapped("LMSDiscreteScheduler", _full_range("karras"), "A1111's LMS Karras, " + _FULL),
-    "LMSDiscreteScheduler": Mapped("LMSDiscreteScheduler", {}, _AS_IS),
+    "LMSDiscreteScheduler": Mapped(LMS, {}, _AS_IS),
     "PNDMScheduler": Mapped("PNDMScheduler", {}, _AS_IS),
     "TCDScheduler": Mapped("TCDScheduler", {}, _TCD_NOTE),
-    "UniPC": Mapped(UNIPC, _unipc(), "UniPC with diffusers' default order 2 (bh2)"),
-    "UniPC 2M": Mapped(UNIPC, _unipc(2), ""),
-    "UniPC 2M Karras": Mapped(UNIPC, _unipc(2, "karras"), "Karras sigmas over the full range"),
-    "UniPC 2M Uniform": Mapped(UNIPC, _unipc(2, uniform=True), _SEE_UNIFORM),
-    "UniPC 3M": Mapped(UNIPC, _unipc(3), ""),
-    "UniPC 3M Karras": Mapped(UNIPC, _unipc(3, "karras"), "Karras sigmas over the full range"),
-    "UniPC 3M Uniform": Mapped(UNIPC, _unipc(3, uniform=True), _SEE_UNIFORM),
-    "UniPC Karras": Mapped(UNIPC, _unipc(2, "karras"), "Karras sigmas over the full range"),
-    "UniPC Uniform": Mapped(UNIPC, _unipc(2, uniform=True), _SEE_UNIFORM),
-    "UniPC Uniform Beta": Mapped(UNIPC, _unipc(2, "beta", uniform=True), "beta sigmas over the full range"),
-    "UniPC Uniform Exponential": Mapped(UNIPC, _unipc(2, "exponential", uniform=True),
-                                        "exponential sigmas over the full range"),
-    "UniPC Uniform Karras": Mapped(UNIPC, _unipc(2, "karras", uniform=True), "Karras sigmas over the full range"),
 }
 
 
@@ -221,17 +238,55 @@ def check_scheduler(name: str) -> Mapped:
     return entry
 
 
-def _requirement(cls_name: str, overrides: dict) -> str | None:
+def _requirement(cls_name: str) -> str | None:
     """The optional package a scheduler needs beyond torch and diffusers, if any."""
     if cls_name == SDE:
         return "torchsde"
-    if cls_name == "LMSDiscreteScheduler" or overrides.get("use_beta_sigmas"):
+    if cls_name == LMS:
         return "scipy"
     return None
 
 
+def pin_sigma_schedule(scheduler, schedule: str) -> None:
+    """Make ``scheduler.set_timesteps(n)`` produce ``sigma_schedules.SCHEDULES[schedule]`` for ``n`` steps.
+
+    Every pinned class except Euler a builds its Karras sigmas through ``_convert_to_karras`` inside
+    ``set_timesteps`` (with ``use_karras_sigmas`` on) and then derives the timesteps, interleaves the second-order
+    steps (Heun, DPM++ SDE) and appends the final 0 itself, so replacing that hook on the instance is all it takes.
+    Euler a has no Karras option: its sigmas and (fractional) timesteps are set after its own ``set_timesteps``.
+    """
+    import numpy as np
+
+    from .sigma_schedules import SCHEDULES, model_sigmas, timestep_at
+
+    compute = SCHEDULES[schedule]
+
+    model = model_sigmas(scheduler.config, scheduler.alphas_cumprod)
+
+    def sigmas(n: int):
+        return compute(model, n)
+
+    if hasattr(scheduler, "_convert_to_karras"):
+        scheduler._convert_to_karras = lambda in_sigmas, num_inference_steps=None: sigmas(
+            num_inference_steps or scheduler.num_inference_steps)
+        return
+    import torch
+
+    own_set_timesteps = scheduler.set_timesteps
+
+    def set_timesteps(num_inference_steps: int, device=None):
+        own_set_timesteps(num_inference_steps, device)
+        pinned = sigmas(num_inference_steps)
+        timesteps = timestep_at(model, pinned)
+        scheduler.timesteps = torch.from_numpy(timesteps.astype(np.float32)).to(device)
+        scheduler.sigmas = torch.from_numpy(np.append(pinned, 0.0).astype(np.float32))
+
+    scheduler.set_timesteps = set_timesteps
+
+
 def make_scheduler(name: str, base_config: dict, *, seed: int | None = None):
-    """A fresh diffusers scheduler for ``name``: ``Class.from_config(base_config, **overrides)``.
+    """A fresh diffusers scheduler for ``name``: ``Class.from_config(base_config, **overrides)``, with the name's
+    sigma schedule pinned (:func:`pin_sigma_schedule`).
 
     ``base_config`` is the checkpoint's scheduler config (a dict with ``_class_name``). ``seed`` seeds the
     Brownian-tree noise of DPMSolverSDEScheduler ("DPM++ SDE ..."); other schedulers take their noise from the
@@ -249,13 +304,28 @@ def make_scheduler(name: str, base_config: dict, *, seed: int | None = None):
     cls = getattr(diffusers, cls_name, None)
     if cls is None:
         raise UnsupportedScheduler(name, f"diffusers {diffusers.__version__} has no scheduler class {cls_name!r}")
+    if entry.sigmas is not None and hasattr(cls, "_convert_to_karras"):
+        overrides |= _PINNED
+    if entry.sigmas == "beta" and importlib.util.find_spec("scipy") is None:
+        raise MissingDependency("scipy", f"scheduler {name!r}")
     try:
-        return cls.from_config(dict(base_config), **overrides)
+        scheduler = cls.from_config(dict(base_config), **overrides)
     except ImportError as exc:
-        package = _requirement(cls_name, overrides)
+        package = _requirement(cls_name)
         if package is None:
             raise
         raise MissingDependency(package, f"scheduler {name!r}") from exc
+    if entry.sigmas is not None:
+        pin_sigma_schedule(scheduler, entry.sigmas)
+    return scheduler
+
+
+SCHEDULE_LABELS = {
+    "normal": "normal (k-diffusion get_sigmas; ComfyUI normal)",
+    "karras": "Karras, rho 7 (ComfyUI karras)",
+    "exponential": "exponential (ComfyUI exponential)",
+    "beta": "A1111 Beta, linear in sigma (ComfyUI's beta differs)",
+}
 
 
 def _format_settings(entry: Mapped) -> str:
@@ -263,23 +333,32 @@ def _format_settings(entry: Mapped) -> str:
     return ", ".join(f"`{k}={v!r}`" for k, v in shown.items()) or "—"
 
 
+def _format_sigmas(entry: Mapped) -> str:
+    if entry.sigmas is not None:
+        return SCHEDULE_LABELS[entry.sigmas]
+    if entry.cls == "DDIMScheduler" and entry.overrides:
+        return "leading + 1 (ComfyUI ddim_uniform)"
+    return "the config's"
+
+
 def scheduler_table_markdown() -> str:
-    """The README table (name | diffusers class | settings | notes), generated from ``SCHEDULERS``."""
+    """The README table (name | diffusers class | sigmas | settings | notes), generated from ``SCHEDULERS``."""
     accepted = sum(isinstance(SCHEDULERS[n], Mapped) for n in SCHEDULER_NAMES)
     rows = [
         f"{accepted} of the format's {len(SCHEDULER_NAMES)} scheduler names run; the others are refused with the "
-        "reason below. Settings are applied on top of the checkpoint's scheduler config; friendly names also switch "
-        "off every sigma flag (`use_karras_sigmas`, `use_exponential_sigmas`, `use_beta_sigmas`, and "
-        "`use_lu_lambdas` for DPM-Solver++) that they do not list.",
+        "reason below. Settings are applied on top of the checkpoint's scheduler config. \"sigmas\" is the "
+        "schedule: a friendly name pins it over the model's full sigma range whatever the checkpoint's config says "
+        "(\"the config's\": the class's own, from the config's `timestep_spacing` and sigma flags).",
         "",
-        "| name | diffusers class | settings | notes |",
-        "|---|---|---|---|",
+        "| name | diffusers class | sigmas | settings | notes |",
+        "|---|---|---|---|---|",
     ]
     for name in SCHEDULER_NAMES:
         entry = SCHEDULERS[name]
         if isinstance(entry, Refused):
-            rows.append(f"| {name} | refused | — | {entry.reason} |")
+            rows.append(f"| {name} | refused | — | — | {entry.reason} |")
         else:
             cls = entry.cls or "the checkpoint's own"
-            rows.append(f"| {name} | {cls} | {_format_settings(entry)} | {entry.note or '—'} |")
+            rows.append(f"| {name} | {cls} | {_format_sigmas(entry)} | {_format_settings(entry)} | "
+                        f"{entry.note or '—'} |")
     return "\n".join(rows) + "\n"

@@ -256,3 +256,13 @@ def test_generated_graphs_survive_graph_task_graph(dirs, generated):
             assert again == graph
 
     check()
+
+
+def test_a_task_without_prompt_weighting_becomes_a_plain_text_node(dirs):
+    """New nodes default to sdEmbeds, but a task that leaves promptWeighting out keeps plain text in the graph."""
+    api = tasks_to_api([BASE], ConvertOptions(input_dir=dirs / "input"))
+    (node,) = [n for n in api.values() if n["class_type"] == "SDXLKit_Inference"]
+    assert node["inputs"]["prompt_weighting"] == "none"
+    assert "promptWeighting" not in graph_to_tasks(api, ConvertOptions(input_dir=dirs / "input"))[0]
+    weighted = tasks_to_api([BASE | {"promptWeighting": "compel"}], ConvertOptions(input_dir=dirs / "input"))
+    assert [n["inputs"]["prompt_weighting"] for n in weighted.values() if "prompt_weighting" in n["inputs"]] == ["compel"]

@@ -212,3 +212,21 @@ def test_lora_and_controlnet_stacks_feed_the_inference_node(comfy_root, pack, ad
     assert {k: v for k, v in control.items() if k != "guideImage"} == {
         "model": "canny_file.safetensors", "weight": 0.7, "controlMode": "controlnet", "startStep": 1, "endStepPercentage": 80}
     assert (images - base).abs().max() > 1e-3
+
+
+def test_new_inference_nodes_parse_prompt_weights_and_export_the_rule(pack):
+    """ComfyUI users type (word:1.2): a new node reads it (sdEmbeds), says which rule applies, and writes the choice
+    into the task explicitly; "none" (plain text) is the task without promptWeighting."""
+    from sdxlkit.graph import inference_node
+    from sdxlkit.graph.mappings.inference import WIDGETS
+
+    widget = {i.id: i for i in node_classes(pack)["SDXLKit_Inference"].define_schema().inputs}["prompt_weighting"]
+    assert widget.default == "sdEmbeds" == next(w.default for w in WIDGETS if w.name == "prompt_weighting")
+    assert "(word:1.2)" in widget.tooltip and "ComfyUI" in widget.tooltip and "literal" in widget.tooltip
+
+    def task(values):
+        return inference_node.task_from_widgets(values, model="m", vae=None, seed_image=None, mask_image=None,
+                                                task_uuid="u")
+
+    assert task(inference_values(prompt_weighting=widget.default))["promptWeighting"] == "sdEmbeds"
+    assert "promptWeighting" not in task(inference_values(prompt_weighting="none"))

@@ -162,21 +162,60 @@ def test_long_prompt_is_chunked(tokenizers, encoders, pipe):
         assert torch.equal(emb[:, 77 * i: 77 * (i + 1)], alone[0]), i
     # pooled from the first chunk
     assert torch.equal(pooled, reference(pipe, words(75), guidance=False)[2])
-    # the negative: its own chunk, then empty-prompt chunks
-    assert torch.equal(neg[:, :77], reference(pipe, "bad hands", guidance=False)[0])
-    empty = reference(pipe, "", guidance=False)[0]
-    assert torch.equal(neg[:, 77:154], empty) and torch.equal(neg[:, 154:], empty)
+    # the negative: its one chunk repeated to the positive's three (ComfyUI's alignment, neutral for attention)
+    alone = reference(pipe, "bad hands", guidance=False)[0]
+    assert all(torch.equal(neg[:, 77 * i: 77 * (i + 1)], alone) for i in range(3))
     assert torch.equal(neg_pooled, reference(pipe, "bad hands", guidance=False)[2])
 
 
 def test_chunk_boundaries_and_negative_longer(tokenizers, encoders):
     assert ours(tokenizers, encoders, words(75), None)[0].shape[1] == 77
     assert ours(tokenizers, encoders, words(76), None)[0].shape[1] == 154
-    emb, neg, _, _ = ours(tokenizers, encoders, "a cat", words(100))  # the positive is padded
-    assert emb.shape[1] == neg.shape[1] == 154
+    emb, neg, _, _ = ours(tokenizers, encoders, "a cat", words(100))  # the positive is repeated
+    assert emb.shape[1] == neg.shape[1] == 154 and torch.equal(emb[:, 77:], emb[:, :77])
+    # 3 and 2 chunks: both repeated to the least common multiple, 6 chunks
+    emb, neg, _, _ = ours(tokenizers, encoders, words(200), words(100))
+    assert emb.shape[1] == neg.shape[1] == 6 * 77
+    assert torch.equal(emb[:, 3 * 77:], emb[:, :3 * 77])
+    assert all(torch.equal(neg[:, 2 * 77 * i: 2 * 77 * (i + 1)], neg[:, :2 * 77]) for i in range(3))
     # zero negatives take the positive's length
     emb, neg, _, _ = ours(tokenizers, encoders, words(100), None)
     assert neg.shape == emb.shape == (1, 154, 96) and not neg.any()
+
+
+def test_repeating_keys_is_neutral_for_cross_attention():
+    """Why repeating is the neutral alignment: attention over [c, c] equals attention over c (softmax weights
+    halve, each value counts twice); padding with another chunk does not."""
+    from diffusers.models.attention_processor import Attention
+
+    torch.manual_seed(0)
+    attention = Attention(query_dim=32, cross_attention_dim=48, heads=4, dim_head=8).eval()
+    query, context, other = torch.randn(1, 16, 32), torch.randn(1, 77, 48), torch.randn(1, 77, 48)
+    with torch.no_grad():
+        once = attention(query, encoder_hidden_states=context)
+        twice = attention(query, encoder_hidden_states=context.repeat(1, 2, 1))
+        padded = attention(query, encoder_hidden_states=torch.cat([context, other], dim=1))
+    assert (twice - once).abs().max() <= 1e-6 * once.abs().max()
+    assert (padded - once).abs().max() > 1e-2 * once.abs().max()
+
+
+def test_a_second_negative_chunk_of_the_same_text_changes_nothing(tiny_checkpoint):
+    """A one-chunk prompt with negative "X" runs unaligned; with "X BREAK X" both sides become two chunks (the
+    positive repeated): the UNet's result must not change."""
+    from sdxlkit.generate import Generation, generate
+    from sdxlkit.loading.loader import ModelSpec, load_sdxl
+
+    components = load_sdxl(ModelSpec(tiny_checkpoint))
+
+    def image(negative):
+        run = Generation(prompt="a harbor at dawn", negative_prompt=negative, width=64, height=64, steps=3, cfg=6.0,
+                         scheduler="Euler", seed=5, weighting="sdEmbeds")
+        return generate(components, run)[0][0]
+
+    one, two = image("blurry, dark"), image("blurry, dark BREAK blurry, dark")
+    assert (one - two).abs().max().item() <= 1e-5
+    assert (one - image("blurry, dark BREAK")).abs().max().item() == 0.0  # a trailing BREAK adds no chunk
+    assert (one - image("blurry, dark BREAK sunny")).abs().max().item() > 1e-3  # a different chunk does change it
 
 
 # --------------------------------------------------------------------------------------- A1111 parser
@@ -240,6 +279,47 @@ def test_chunks_and_break(tokenizers):
     assert len(build_chunks(tok1, parse_a1111("BREAK a"))) == 2  # leading BREAK: empty first chunk (A1111)
     assert len(build_chunks(tok1, parse_a1111("a BREAK"))) == 1  # trailing BREAK adds nothing
     assert len(build_chunks(tok1, parse_a1111(words(75) + " BREAK x"))) == 2
+
+
+def chunk_words(tokenizer, chunk) -> list[str]:
+    """The prompt tokens of a chunk as text pieces (BOS, EOS and padding stripped)."""
+    ids = list(chunk.ids[1:])
+    ids = ids[:ids.index(tokenizer.eos_token_id)]
+    return [tokenizer.convert_ids_to_tokens(i).replace("</w>", "") for i in ids]
+
+
+def test_comma_backtrack_like_a1111(tokenizers):
+    """A1111's rule (sd_hijack_clip.tokenize_line, comma_padding_backtrack = 20): when the 76th token arrives and
+    is not a comma, the tokens after the chunk's last comma move to the next chunk if that comma is at most 20
+    tokens back."""
+    tok = tokenizers[0]
+    head, tail = words(70), words(10, 70)
+
+    def cut(prompt, backtrack=20):
+        return [chunk_words(tok, c) for c in build_chunks(tok, parse_a1111(prompt), comma_backtrack=backtrack)]
+
+    # comma 5 tokens back: the 4 words after it move on
+    chunks = cut(f"{head}, {tail}")
+    assert chunks == [head.split() + [","], tail.split()]
+    assert cut(f"{head}, {tail}", backtrack=0) == [head.split() + [","] + tail.split()[:4], tail.split()[4:]]
+    # exactly 20 back (comma at index 55 of 75) still moves; 21 back does not
+    assert [len(c) for c in cut(f"{words(55)}, {words(30, 55)}")] == [56, 30]
+    assert [len(c) for c in cut(f"{words(54)}, {words(30, 54)}")] == [75, 10]
+    # a comma arriving as the 76th token simply opens the next chunk
+    assert cut(f"{words(75)}, {words(3, 75)}") == [words(75).split(), [","] + words(3, 75).split()]
+    # weights move with their tokens: a weighted fragment straddling token 75 stays whole
+    weighted = build_chunks(tok, parse_a1111(f"{head}, (sea ship:1.3) {words(8, 70)}"), comma_backtrack=20)
+    assert chunk_words(tok, weighted[1])[:2] == ["sea", "ship"] and weighted[1].weights[1:3] == (1.3, 1.3)
+    assert weighted[0].weights[1:73] == (1.0,) * 72
+
+
+def test_sdembeds_uses_the_comma_backtrack_and_plain_cuts_at_75(tokenizers, encoders, pipe):
+    prompt = f"{words(70)}, {words(10, 70)}"
+    a1111 = ours(tokenizers, encoders, prompt, None, weighting="sdEmbeds", guidance=False)[0]
+    assert torch.equal(a1111[:, :77], reference(pipe, words(70) + ",", guidance=False)[0])
+    assert torch.equal(a1111[:, 77:], reference(pipe, words(10, 70), guidance=False)[0])
+    plain = ours(tokenizers, encoders, prompt, None, guidance=False)[0]
+    assert torch.equal(plain[:, 77:], reference(pipe, words(6, 74), guidance=False)[0])
 
 
 def test_break_encodes_as_separate_chunks(tokenizers, encoders, pipe):

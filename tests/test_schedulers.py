@@ -164,49 +164,121 @@ def test_every_name_samples_or_is_refused(name, base, training_log_sigmas):
 
 # ---- (c) the flags take effect ------------------------------------------------------------------------------------
 
-def test_euler_karras_spans_the_full_training_range_like_a1111(base, training_log_sigmas):
-    plain, k = built("Euler", base).sigmas.numpy(), built("Euler Karras", base).sigmas.numpy()
-    assert k.shape == plain.shape and not np.allclose(k, plain)
-    assert k[-1] == 0.0 and plain[-1] == 0.0
-    sigma_max, sigma_min = math.exp(training_log_sigmas[-1]), math.exp(training_log_sigmas[0])
-    np.testing.assert_allclose(k[:-1], karras(sigma_max, sigma_min, len(k) - 1), rtol=1e-4)
-    config = make_scheduler("Euler Karras", base).config
-    assert config.use_karras_sigmas and not config.use_exponential_sigmas and not config.use_beta_sigmas
+# Reference formulas, written from their sources (not from this package):
+# - k-diffusion DiscreteSchedule.get_sigmas (A1111's automatic / "Uniform" schedule) = ComfyUI normal_scheduler:
+#   t = linspace(T - 1, 0, n); log sigma interpolated between floor(t) and ceil(t) (t_to_sigma); append 0.
+# - k-diffusion get_sigmas_karras(n, sigma_min, sigma_max, rho=7) and get_sigmas_exponential; append 0.
+# - A1111 sd_schedulers.beta_scheduler: sigma_min + beta.ppf(1 - linspace(0, 1, n), 0.6, 0.6) * (max - min); append 0.
+
+def ref_normal(log_sigmas: np.ndarray, n: int) -> np.ndarray:
+    t = np.linspace(len(log_sigmas) - 1, 0, n)
+    low, high = np.floor(t).astype(int), np.ceil(t).astype(int)
+    w = t - low
+    return np.exp((1 - w) * log_sigmas[low] + w * log_sigmas[high])
 
 
-def test_dpmpp_2m_karras_spans_the_full_training_range(base, training_log_sigmas):
-    sigmas = built("DPM++ 2M Karras", base).sigmas.numpy()
-    sigma_max, sigma_min = math.exp(training_log_sigmas[-1]), math.exp(training_log_sigmas[0])
-    np.testing.assert_allclose(sigmas[:-1], karras(sigma_max, sigma_min, len(sigmas) - 1), rtol=1e-4)
-    assert not np.allclose(sigmas, built("DPM++ 2M", base).sigmas.numpy())
+def ref_exponential(sigma_max: float, sigma_min: float, n: int) -> np.ndarray:
+    return np.exp(np.linspace(math.log(sigma_max), math.log(sigma_min), n))
 
 
-def test_exponential_and_beta_sigmas(base):
-    exp_sigmas = built("Euler Exponential", base).sigmas.numpy()[:-1]
-    steps = np.diff(np.log(exp_sigmas))
-    np.testing.assert_allclose(steps, steps[0], rtol=1e-4)  # evenly spaced in log sigma
-    beta = built("Euler Beta", base)
-    assert beta.config.use_beta_sigmas and not beta.config.use_karras_sigmas
-    beta_sigmas = beta.sigmas.numpy()[:-1]
-    for other in ("Euler", "Euler Karras", "Euler Exponential"):
-        assert not np.allclose(beta_sigmas, built(other, base).sigmas.numpy()[:-1]), other
-    assert np.all(np.diff(beta_sigmas) < 0)
-    assert built("DPM++ 2M SDE Exponential", base).config.use_exponential_sigmas
+def ref_a1111_beta(sigma_max: float, sigma_min: float, n: int) -> np.ndarray:
+    from scipy import stats
+
+    return np.array([sigma_min + stats.beta.ppf(x, 0.6, 0.6) * (sigma_max - sigma_min)
+                     for x in 1 - np.linspace(0, 1, n)])
 
 
-def test_uniform_spaces_timesteps_over_the_whole_training_range(base):
-    expected = np.linspace(0, 999, 7).round()[::-1][:-1].astype(np.int64)
-    for name in ("DPM++ Uniform", "DPM++ 2M Uniform", "DPM++ 2M SDE Uniform", "DPM++ 3M Uniform", "UniPC Uniform",
-                 "UniPC 2M Uniform", "UniPC 3M Uniform"):
-        scheduler = built(name, base)
-        assert scheduler.config.timestep_spacing == "linspace", name
-        np.testing.assert_array_equal(scheduler.timesteps.numpy(), expected, err_msg=name)
-    leading = built("UniPC", base)
-    assert leading.config.timestep_spacing == "leading" and leading.timesteps[0].item() < 999
-    uniform_karras = built("UniPC Uniform Karras", base)
-    assert uniform_karras.config.timestep_spacing == "linspace" and uniform_karras.config.use_karras_sigmas
-    assert built("DPM++ Uniform Exponential", base).config.use_exponential_sigmas
-    assert built("UniPC Uniform Beta", base).config.use_beta_sigmas
+def reference_sigmas(name: str, log_sigmas: np.ndarray, n: int) -> np.ndarray:
+    """The schedule a friendly name's words ask for (no word / "Uniform": A1111's automatic one), with the 0."""
+    sigma_max, sigma_min = math.exp(log_sigmas[-1]), math.exp(log_sigmas[0])
+    if name.endswith(" Karras"):
+        out = karras(sigma_max, sigma_min, n)
+    elif name.endswith(" Exponential"):
+        out = ref_exponential(sigma_max, sigma_min, n)
+    elif name.endswith(" Beta"):
+        out = ref_a1111_beta(sigma_max, sigma_min, n)
+    else:
+        out = ref_normal(log_sigmas, n)
+    return np.append(out, 0.0)
+
+
+FRIENDLY = [n for n in ACCEPTED if SCHEDULERS[n].sigmas is not None]
+SECOND_ORDER = ("HeunDiscreteScheduler", "DPMSolverSDEScheduler")  # sigmas interleaved with the midpoints
+
+
+def step_sigmas(scheduler) -> np.ndarray:
+    sigmas = scheduler.sigmas.numpy().astype(np.float64)
+    if type(scheduler).__name__ in SECOND_ORDER:
+        assert np.array_equal(sigmas[1:-1:2], sigmas[2:-1:2])
+        sigmas = np.concatenate([sigmas[:1], sigmas[1:-1:2], sigmas[-1:]])
+    return sigmas
+
+
+def test_friendly_names_are_every_a1111_style_name():
+    class_names = {n for n in ACCEPTED if n.endswith("Scheduler")}
+    assert set(FRIENDLY) == set(ACCEPTED) - class_names - {"Default", "DDIM", "LCM"}
+    for name in ("Euler", "Euler a", "LMS", "Heun", "DPM++ 2M", "UniPC", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 3M",
+                 "DPM++ 2M Uniform", "UniPC 3M Uniform", "DPM++ 3M SDE Uniform"):
+        assert SCHEDULERS[name].sigmas == "normal", name
+
+
+@pytest.mark.parametrize("steps", [20, 30])
+@pytest.mark.parametrize("name", FRIENDLY)
+def test_friendly_sigmas_follow_the_reference_formula(name, steps, base, training_log_sigmas):
+    scheduler = built(name, base, steps)
+    expected = reference_sigmas(name, training_log_sigmas, steps)
+    got = step_sigmas(scheduler)
+    assert got.shape == expected.shape and got[-1] == 0.0
+    np.testing.assert_allclose(got[:-1], expected[:-1], rtol=2e-7)  # float32 storage of float64 values
+    timesteps = scheduler.timesteps.numpy().astype(np.float64)
+    first_order = timesteps
+    if type(scheduler).__name__ in SECOND_ORDER:  # [t0, mid, t1, mid, t2, ...]
+        first_order = np.concatenate([timesteps[:1], timesteps[2::2]])
+    fractional = np.interp(np.log(expected[:-1]), training_log_sigmas, np.arange(len(training_log_sigmas)))
+    if type(scheduler).__name__ in ("DPMSolverMultistepScheduler", "UniPCMultistepScheduler"):
+        np.testing.assert_array_equal(first_order, np.round(fractional))  # nearest training timestep (ComfyUI)
+    else:
+        np.testing.assert_allclose(first_order, fractional, atol=2e-3)  # fractional (k-diffusion / A1111)
+
+
+@pytest.mark.parametrize("steps", [20, 30])
+@pytest.mark.parametrize("name", ["Default", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler",
+                                  "LMSDiscreteScheduler", "HeunDiscreteScheduler"])
+def test_class_names_follow_the_configs_leading_spacing(name, steps, base, training_log_sigmas):
+    """diffusers' "leading" spacing with SDXL's steps_offset 1: t = (0, 1, ..., n - 1) * (1000 // n) + 1, reversed,
+    at the training sigmas; the start sqrt(1 + sigma_0²)."""
+    scheduler = built(name, base, steps)
+    t = (np.arange(steps) * (1000 // steps) + 1)[::-1]
+    expected = np.append(np.exp(training_log_sigmas[t]), 0.0)
+    np.testing.assert_allclose(step_sigmas(scheduler), expected, rtol=2e-5)  # diffusers' betas are float32
+    assert float(scheduler.init_noise_sigma) == pytest.approx(math.sqrt(1 + expected[0] ** 2), rel=2e-5)
+
+
+def test_issue_anchor_values(base):
+    """The values quoted for A1111's Euler at 20 steps: 14.61, 10.75, ..., 0.0292, 0 (not diffusers' 11.03 start)."""
+    sigmas = built("Euler", base, 20).sigmas.numpy()
+    assert sigmas[0] == pytest.approx(14.6146, rel=1e-4) and sigmas[1] == pytest.approx(10.75, rel=1e-3)
+    assert sigmas[-2] == pytest.approx(0.0292, rel=1e-2) and sigmas[-1] == 0.0
+
+
+def test_initial_noise_is_sqrt_one_plus_sigma0_squared(base, training_log_sigmas):
+    """ComfyUI's rule at full denoise: k-space samplers scale unit noise by sqrt(1 + sigma_0²); the multistep solvers
+    start from unit noise in their variance-preserving form, which is the same point."""
+    sigma_max = math.exp(training_log_sigmas[-1])
+    for name in FRIENDLY:
+        scheduler = built(name, base, 20)
+        expected = math.sqrt(1 + sigma_max ** 2) if scheduler.init_noise_sigma != 1.0 else 1.0
+        assert float(scheduler.init_noise_sigma) == pytest.approx(expected, rel=1e-6), name
+        if expected == 1.0:
+            assert type(scheduler).__name__ in ("DPMSolverMultistepScheduler", "UniPCMultistepScheduler"), name
+
+
+def test_ddim_is_a1111s_uniform_discretisation(base):
+    for steps in (20, 25):  # A1111/ComfyUI ddim_uniform: range(0, 1000, 1000 // steps) + 1, when steps divides 1000
+        timesteps = built("DDIM", base, steps).timesteps.numpy()
+        np.testing.assert_array_equal(timesteps, (np.arange(0, 1000, 1000 // steps) + 1)[::-1])
+    tuned = dict(base) | {"timestep_spacing": "trailing", "steps_offset": 0}
+    assert built("DDIM", tuned, 20).timesteps[0].item() == 951
 
 
 def test_solver_settings(base):
@@ -215,57 +287,37 @@ def test_solver_settings(base):
 
     assert (cfg("DPM++ 2M").algorithm_type, cfg("DPM++ 2M").solver_order) == ("dpmsolver++", 2)
     assert (cfg("DPM++ 2M SDE").algorithm_type, cfg("DPM++ 2M SDE").solver_order) == ("sde-dpmsolver++", 2)
-    assert cfg("DPM++ 2M SDE Karras").algorithm_type == "sde-dpmsolver++" and cfg("DPM++ 2M SDE Karras").use_karras_sigmas
+    assert cfg("DPM++ 2M SDE Karras").algorithm_type == "sde-dpmsolver++"
     assert (cfg("DPM++ 3M").algorithm_type, cfg("DPM++ 3M").solver_order) == ("dpmsolver++", 3)
     sde3 = cfg("DPM++ 3M SDE Uniform")
-    assert (sde3.algorithm_type, sde3.solver_order, sde3.timestep_spacing) == ("sde-dpmsolver++", 3, "linspace")
+    assert (sde3.algorithm_type, sde3.solver_order) == ("sde-dpmsolver++", 3)
     assert dict(cfg("DPM++")) == dict(cfg("DPM++ 2M"))  # plain DPM++ is diffusers' default DPM-Solver++ (2M)
     assert cfg("UniPC 3M").solver_order == 3 and cfg("UniPC 2M").solver_order == 2 and cfg("UniPC").solver_order == 2
-    assert cfg("UniPC 3M Karras").solver_order == 3 and cfg("UniPC 3M Karras").use_karras_sigmas
+    assert cfg("UniPC 3M Karras").solver_order == 3
     assert type(make_scheduler("DPM++ SDE", base)).__name__ == "DPMSolverSDEScheduler"
     assert type(make_scheduler("Euler a", base)).__name__ == "EulerAncestralDiscreteScheduler"
     assert type(make_scheduler("LCM", base)).__name__ == "LCMScheduler"
     assert type(make_scheduler("Heun Karras", base)).__name__ == "HeunDiscreteScheduler"
-    assert make_scheduler("Heun Karras", base).config.use_karras_sigmas
-    assert make_scheduler("LMS Karras", base).config.use_karras_sigmas
 
 
 def test_only_the_implied_settings_change(base):
-    plain, karras_config = dict(make_scheduler("Euler", base).config), dict(make_scheduler("Euler Karras", base).config)
-    assert {k for k in plain if plain[k] != karras_config[k]} == {"use_karras_sigmas", "timestep_spacing"}
-    full_range = {"Euler Karras", "Euler Exponential", "Euler Beta", "Heun Karras", "LMS Karras",
-                  "DPM++ SDE Karras", "DPM++ SDE Exponential", "DPM++ SDE Beta"}
     for name in ACCEPTED:
         config = make_scheduler(name, base).config
         for key in ("beta_start", "beta_end", "beta_schedule", "num_train_timesteps", "prediction_type"):
             assert config[key] == base[key], (name, key)
-        if "timestep_spacing" in config:
-            expected = "linspace" if ("Uniform" in name or name in full_range) else base["timestep_spacing"]
-            assert config.timestep_spacing == expected, name
 
 
-def test_default_rebuilds_the_checkpoints_own_scheduler(base):
-    default = make_scheduler("Default", base)
-    assert type(default).__name__ == "EulerDiscreteScheduler"
-    for key, value in base.items():
-        if not key.startswith("_") and key in default.config:
-            assert default.config[key] == value, key
-    ddim_base = dict(make_scheduler("DDIM", base).config) | {"_class_name": "DDIMScheduler"}
-    assert type(make_scheduler("Default", ddim_base)).__name__ == "DDIMScheduler"
-    with pytest.raises(UnsupportedScheduler, match="'Default'"):
-        make_scheduler("Default", {k: v for k, v in base.items() if k != "_class_name"})
-
-
-def test_class_names_keep_the_checkpoint_config_but_friendly_names_pin_their_meaning(base):
+def test_class_names_keep_the_checkpoint_config_but_friendly_names_pin_their_meaning(base, training_log_sigmas):
     tuned = dict(base) | {"_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "sde-dpmsolver++",
-                          "solver_order": 3, "use_karras_sigmas": True, "use_lu_lambdas": False}
+                          "solver_order": 3, "use_karras_sigmas": False, "use_exponential_sigmas": True,
+                          "use_lu_lambdas": False, "timestep_spacing": "trailing"}
     as_is = make_scheduler("DPMSolverMultistepScheduler", tuned).config
-    assert (as_is.algorithm_type, as_is.solver_order, as_is.use_karras_sigmas) == ("sde-dpmsolver++", 3, True)
+    assert (as_is.algorithm_type, as_is.solver_order, as_is.use_exponential_sigmas) == ("sde-dpmsolver++", 3, True)
     pinned = make_scheduler("DPM++ 2M", tuned).config
-    assert (pinned.algorithm_type, pinned.solver_order, pinned.use_karras_sigmas) == ("dpmsolver++", 2, False)
-    assert not make_scheduler("Euler", tuned).config.use_karras_sigmas
-    exponential = make_scheduler("Euler Exponential", tuned).config  # no "two sigma flags" error from diffusers
-    assert exponential.use_exponential_sigmas and not exponential.use_karras_sigmas
+    assert (pinned.algorithm_type, pinned.solver_order) == ("dpmsolver++", 2)
+    for name in ("Euler", "DPM++ 2M", "Euler Karras", "UniPC Uniform Beta", "Euler a"):
+        np.testing.assert_allclose(step_sigmas(built(name, tuned, 20))[:-1],
+                                   reference_sigmas(name, training_log_sigmas, 20)[:-1], rtol=2e-7, err_msg=name)
 
 
 def test_each_call_returns_a_fresh_scheduler(base):
@@ -330,7 +382,8 @@ def test_markdown_table_comes_from_the_table():
             assert "| refused |" in row and entry.reason in row
         else:
             assert f"| {entry.cls or 'the checkpoint' + chr(39) + 's own'} |" in row
-    assert "`use_karras_sigmas=True`" in rows[SCHEDULER_NAMES.index("Euler Karras")]
+    assert "| Karras, rho 7 (ComfyUI karras) |" in rows[SCHEDULER_NAMES.index("Euler Karras")]
+    assert "| normal (k-diffusion get_sigmas; ComfyUI normal) |" in rows[SCHEDULER_NAMES.index("DPM++ 2M")]
     assert "`algorithm_type='sde-dpmsolver++'`" in rows[SCHEDULER_NAMES.index("DPM++ 2M SDE")]
     assert f"{len(ACCEPTED)} of the format's 75" in text
 

@@ -14,6 +14,8 @@ from .a1111 import BREAK, Item
 
 CHUNK_TOKENS = 75  # prompt tokens per chunk
 CHUNK_LENGTH = CHUNK_TOKENS + 2  # with BOS and EOS: the CLIP context length
+COMMA_TOKEN = ",</w>"
+COMMA_BACKTRACK = 20  # A1111's default comma_padding_backtrack
 
 
 @dataclass(frozen=True)
@@ -39,39 +41,45 @@ def _close(tokenizer, ids: list[int], weights: list[float]) -> Chunk:
     )
 
 
-def empty_chunk(tokenizer) -> Chunk:
-    """The chunk of the empty prompt: BOS, EOS, padding."""
-    return _close(tokenizer, [], [])
-
-
-def build_chunks(tokenizer, items: list[Item]) -> list[Chunk]:
+def build_chunks(tokenizer, items: list[Item], comma_backtrack: int = 0) -> list[Chunk]:
     """Chunks for parsed prompt ``items`` (``(text, weight)`` pairs and ``BREAK`` markers).
 
     Every fragment is tokenized on its own (as A1111 and sd_embed do); a chunk is closed when it holds 75 tokens
     and another follows, and at each ``BREAK`` (even an empty chunk, as A1111: a leading ``BREAK`` gives an empty
     first chunk). A last, empty chunk is kept only when there is no other: the empty prompt gives one chunk.
-    No comma back-tracking (A1111's "comma padding" option): chunks are cut at exactly 75 tokens.
+
+    ``comma_backtrack`` = n > 0 is A1111's "comma padding backtrack" (``sd_hijack_clip.tokenize_line``, default
+    20, used under sdEmbeds): when a full chunk meets a token that is not a comma and its last comma is at most n
+    tokens back, the tokens after that comma move to the next chunk, so a phrase is not cut in two. With 0 (plain
+    prompts) chunks are cut at exactly 75 tokens. (ComfyUI instead moves a whole word of fewer than 8 tokens to the
+    next chunk.)
     """
     chunks: list[Chunk] = []
     ids: list[int] = []
     weights: list[float] = []
+    last_comma = -1
+    comma = tokenizer.convert_tokens_to_ids(COMMA_TOKEN)
+
+    def close(keep: int) -> None:
+        nonlocal ids, weights, last_comma
+        chunks.append(_close(tokenizer, ids[:keep], weights[:keep]))
+        ids, weights, last_comma = ids[keep:], weights[keep:], -1
+
     for item in items:
         if item is BREAK:
-            chunks.append(_close(tokenizer, ids, weights))
-            ids, weights = [], []
+            close(len(ids))
             continue
         text, weight = item
         for token in tokenize_fragment(tokenizer, text):
+            if token == comma:
+                last_comma = len(ids)
+            elif comma_backtrack and len(ids) == CHUNK_TOKENS and last_comma != -1 \
+                    and len(ids) - last_comma <= comma_backtrack:
+                close(last_comma + 1)
             if len(ids) == CHUNK_TOKENS:
-                chunks.append(_close(tokenizer, ids, weights))
-                ids, weights = [], []
+                close(len(ids))
             ids.append(token)
             weights.append(float(weight))
     if ids or not chunks:
-        chunks.append(_close(tokenizer, ids, weights))
+        close(len(ids))
     return chunks
-
-
-def pad_chunks(chunks: list[Chunk], count: int, tokenizer) -> list[Chunk]:
-    """``chunks`` followed by empty-prompt chunks up to ``count`` chunks."""
-    return list(chunks) + [empty_chunk(tokenizer)] * (count - len(chunks))

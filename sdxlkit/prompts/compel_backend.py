@@ -68,9 +68,10 @@ def pad_to_length(tensor, length: int, empty):
 
 
 def encode_compel(tokenizers, text_encoders, text: str, clip_skip: int):
-    """Encode ``text`` with compel: ``(embeds [1, T, sum D], pooled [1, P], empty [1, 77, sum D])``.
+    """Encode ``text`` with compel: ``(embeds [1, T, sum D], pooled [1, P])``.
 
-    ``empty`` is compel's encoding of the empty prompt at the same clip skip, for padding to a common length.
+    The two encoders' states are padded to one length with compel's encoding of the empty prompt (a guard: both
+    tokenizers cut the same text into the same chunks).
     """
     import torch
 
@@ -97,4 +98,4 @@ def encode_compel(tokenizers, text_encoders, text: str, clip_skip: int):
         empties.append(compel.conditioning_provider.empty_z.to(out.device, out.dtype))
     length = max(s.shape[1] for s in states)
     states = [pad_to_length(s, length, e) for s, e in zip(states, empties)]
-    return torch.cat(states, dim=-1), pooled, torch.cat(empties, dim=-1)
+    return torch.cat(states, dim=-1), pooled

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..errors import SdxlKitError
 from .a1111 import parse_a1111
-from .chunking import build_chunks, pad_chunks
+from .alignment import repeat_to_common_length
+from .chunking import COMMA_BACKTRACK, build_chunks
 from .embeds import PromptEmbeds
 from .text_encoding import check_clip_skip, encode_chunks, execution_device
 
@@ -29,31 +30,34 @@ def _plain(text: str):
 
 
 def _encode_chunked(tokenizers, text_encoders, prompt, negative, clip_skip, negative_clip_skip, weighting):
-    """Plain and sdEmbeds: our chunking; positive and negative padded to the same number of chunks."""
+    """Plain and sdEmbeds: our chunking (A1111's comma back-tracking under sdEmbeds); see ``alignment`` for the
+    positive/negative lengths."""
     parse = parse_a1111 if weighting == "sdEmbeds" else _plain
     weighted = weighting == "sdEmbeds"
-    pos = [build_chunks(tok, parse(prompt)) for tok in tokenizers]
-    neg = [build_chunks(tok, parse(negative)) for tok in tokenizers] if negative is not None else None
-    count = max(len(c) for c in pos + (neg or []))
-    pos = [pad_chunks(c, count, tok) for c, tok in zip(pos, tokenizers)]
+    backtrack = COMMA_BACKTRACK if weighted else 0
     cache: dict = {}
-    embeds, pooled = encode_chunks(text_encoders, pos, clip_skip, weighted=weighted, cache=cache)
-    if neg is None:
+
+    def encode(text, skip):
+        chunks = [build_chunks(tok, parse(text), comma_backtrack=backtrack) for tok in tokenizers]
+        return encode_chunks(text_encoders, chunks, skip, weighted=weighted, cache=cache)
+
+    embeds, pooled = encode(prompt, clip_skip)
+    if negative is None:
         return embeds, pooled, None, None
-    neg = [pad_chunks(c, count, tok) for c, tok in zip(neg, tokenizers)]
-    neg_embeds, neg_pooled = encode_chunks(text_encoders, neg, negative_clip_skip, weighted=weighted, cache=cache)
+    neg_embeds, neg_pooled = encode(negative, negative_clip_skip)
+    embeds, neg_embeds = repeat_to_common_length(embeds, neg_embeds)
     return embeds, pooled, neg_embeds, neg_pooled
 
 
 def _encode_compel(tokenizers, text_encoders, prompt, negative, clip_skip, negative_clip_skip):
-    from .compel_backend import pad_to_length, encode_compel
+    from .compel_backend import encode_compel
 
-    embeds, pooled, empty = encode_compel(tokenizers, text_encoders, prompt, clip_skip)
+    embeds, pooled = encode_compel(tokenizers, text_encoders, prompt, clip_skip)
     if negative is None:
         return embeds, pooled, None, None
-    neg_embeds, neg_pooled, neg_empty = encode_compel(tokenizers, text_encoders, negative, negative_clip_skip)
-    length = max(embeds.shape[1], neg_embeds.shape[1])
-    return pad_to_length(embeds, length, empty), pooled, pad_to_length(neg_embeds, length, neg_empty), neg_pooled
+    neg_embeds, neg_pooled = encode_compel(tokenizers, text_encoders, negative, negative_clip_skip)
+    embeds, neg_embeds = repeat_to_common_length(embeds, neg_embeds)
+    return embeds, pooled, neg_embeds, neg_pooled
 
 
 def encode_prompts(
@@ -74,10 +78,12 @@ def encode_prompts(
     ``tokenizers`` = (CLIP-L tokenizer, bigG tokenizer), ``text_encoders`` = (``CLIPTextModel``,
     ``CLIPTextModelWithProjection``).
 
-    Length: the prompt's tokens are cut into 75-token chunks, each wrapped in BOS/EOS, padded to 77 and encoded
-    by both encoders; the chunks are concatenated along the sequence axis (A1111 / sd_embed). Positive and
-    negative are padded with empty-prompt chunks to the same number of chunks. A prompt of up to 75 tokens gives
-    exactly ``StableDiffusionXLPipeline.encode_prompt``'s result.
+    Length: the prompt's tokens are cut into 75-token chunks (under ``"sdEmbeds"`` with A1111's comma
+    back-tracking, see :func:`sdxlkit.prompts.chunking.build_chunks`), each wrapped in BOS/EOS, padded to 77 and
+    encoded by both encoders; the chunks are concatenated along the sequence axis (A1111 / sd_embed). Positive
+    and negative of different lengths are each repeated to a common length, as ComfyUI does, which leaves
+    attention unchanged (:mod:`sdxlkit.prompts.alignment`). A prompt of up to 75 tokens gives exactly
+    ``StableDiffusionXLPipeline.encode_prompt``'s result.
 
     Pooled embedding: bigG's ``text_embeds`` of the **first** chunk. That is what A1111 (``zs[0].pooled``),
     ComfyUI (first 77-token chunk) and compel (prompt truncated to 77 tokens) use, it equals diffusers for any

@@ -36,7 +36,7 @@ WIDGETS = (
     Widget("scheduler", "COMBO", schema_default("scheduler")),
     Widget("cfg_scale", "FLOAT", schema_default("CFGScale")),
     _int("clip_skip", "clipSkip"),
-    Widget("prompt_weighting", "COMBO", "none"),
+    Widget("prompt_weighting", "COMBO", "sdEmbeds"),  # new nodes parse (word:1.2), as ComfyUI users expect
     _int("number_results", "numberResults"),
     Widget("strength", "FLOAT", schema_default("strength")),
     Widget("only_masked", "BOOLEAN", False),
@@ -65,7 +65,8 @@ def _evaluate(node, inputs, options: ConvertOptions) -> tuple:
 def widgets_from_task(task: dict) -> tuple[dict, dict]:
     """The widget values and UI control values that stand for a task."""
     values = {name: task[field] for name, field in inference_node.CORE_FIELDS.items() if field in task}
-    values |= {name: task[field] for name, (field, _) in inference_node.OPTIONAL_FIELDS.items() if field in task}
+    # a field the task leaves out is the widget's "not set" value, whatever a new node's default is
+    values |= {name: task.get(field, unset) for name, (field, unset) in inference_node.OPTIONAL_FIELDS.items()}
     values["seed"] = task["seed"] if "seed" in task else secrets.randbits(SEED_BITS)
     outpaint = task.get("outpaint")
     if outpaint is not None:

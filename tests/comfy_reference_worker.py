@@ -1,0 +1,81 @@
+"""Runs in ComfyUI's own interpreter (never imported by the pack's tests): computes sigmas and SDXL conditioning with
+ComfyUI's functions for tests/test_comfy_reference.py.
+
+Usage: python comfy_reference_worker.py COMFYUI_PATH REQUEST.json OUT_DIR. The request holds "sigmas" (scheduler
+names and step counts) and/or "conditioning" (HF-format state dicts of the two text encoders and the cases to
+encode). Writes OUT_DIR/sigmas.json and OUT_DIR/conditioning.safetensors.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def comfy_imports(comfy_path: str):
+    sys.path.insert(0, comfy_path)
+    sys.argv = [sys.argv[0], "--cpu"]
+    import comfy.options
+
+    comfy.options.enable_args_parsing()
+    import comfy.conds
+    import comfy.model_sampling
+    import comfy.samplers
+    import comfy.sdxl_clip
+
+    return comfy
+
+
+def sigmas(comfy, request: dict) -> dict:
+    sampling = comfy.model_sampling.ModelSamplingDiscrete()  # defaults = SDXL: "linear" 0.00085 .. 0.012, 1000 steps
+    return {name: {str(steps): comfy.samplers.calculate_sigmas(sampling, name, steps).tolist()
+                   for steps in request["steps"]} for name in request["schedulers"]}
+
+
+def conditioning(comfy, request: dict) -> dict:
+    import torch
+    from safetensors.torch import load_file
+
+    model = comfy.sdxl_clip.SDXLClipModel(device="cpu", dtype=torch.float32)
+    for path in request["weights"]:
+        missing, unexpected = model.load_sd(load_file(path))
+        missing = [k for k in missing if k != "text_projection.weight"]  # CLIP-L has none
+        assert not missing and not unexpected, (path, missing, unexpected)
+    tokenizer = comfy.sdxl_clip.SDXLTokenizer()
+    out = {}
+
+    def encode(text: str, clip_skip: int):
+        # what comfy.sd.CLIP.encode_from_tokens does after CLIPSetLastLayer(-(clip_skip + 2)); 0 keeps the default
+        model.reset_clip_options()
+        if clip_skip:
+            model.set_clip_options({"layer": -(clip_skip + 2)})
+        with torch.no_grad():
+            return model.encode_token_weights(tokenizer.tokenize_with_weights(text))
+
+    for case in request["cases"]:
+        cond, pooled = encode(case["prompt"], case["clip_skip"])
+        out[f"{case['name']}.pooled"] = pooled
+        if case.get("negative") is None:
+            out[f"{case['name']}.cond"] = cond
+            continue
+        neg, neg_pooled = encode(case["negative"], case["clip_skip"])
+        both = comfy.conds.CONDCrossAttn(cond).concat([comfy.conds.CONDCrossAttn(neg)])  # ComfyUI's batching
+        out[f"{case['name']}.cond"], out[f"{case['name']}.negative"] = both[:1], both[1:]
+        out[f"{case['name']}.negative_pooled"] = neg_pooled
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def main() -> None:
+    comfy_path, request_path, out_dir = sys.argv[1:4]
+    request = json.loads(Path(request_path).read_text())
+    comfy = comfy_imports(comfy_path)
+    out = Path(out_dir)
+    if "sigmas" in request:
+        (out / "sigmas.json").write_text(json.dumps(sigmas(comfy, request["sigmas"])))
+    if "conditioning" in request:
+        from safetensors.torch import save_file
+
+        save_file(conditioning(comfy, request["conditioning"]), str(out / "conditioning.safetensors"))
+
+
+if __name__ == "__main__":
+    main()
