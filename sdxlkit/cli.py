@@ -72,8 +72,10 @@ def cmd_validate(args) -> int:
 
 
 def _print_written(result: dict) -> None:
+    from tqdm import tqdm
+
     if "imageURL" in result:
-        print(f"wrote {result['imageURL']}", file=sys.stderr)
+        tqdm.write(f"wrote {result['imageURL']}", file=sys.stderr)  # above the progress bar, which goes on
 
 
 def cmd_run(args) -> int:
