@@ -330,3 +330,13 @@ def test_convert_needs_no_input_dir_without_images_and_refuses_what_validate_ref
     for target in ("api", "workflow"):
         code, out, err = run_cli(capsys, "convert", task, "--to", target)
         assert (code, out, err) == (code_v, "", err_v) and code == 2
+
+
+def test_the_version_is_the_packages():
+    import re
+    from pathlib import Path
+
+    from sdxlkit import __version__
+
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    assert re.search(r'^version = "([^"]+)"', pyproject, re.MULTILINE)[1] == __version__
