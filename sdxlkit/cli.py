@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default="output", help="folder for images when outputType is URL (default: ./output)")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cuda if available, else cpu)")
         p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                       help="auto: fp32 on the CPU, bf16 (or fp16) on a GPU")
+                       help="auto: fp32 on the CPU, bf16 on a GPU that supports it (else fp32)")
         p.add_argument("--allow-urls", action="store_true", help="let tasks reference http(s) image URLs")
         p.add_argument("--allow-pickle", action="store_true", help="allow .ckpt/.pt weight files (they can run code)")
 

@@ -45,9 +45,9 @@ def check_device(name: str | None) -> str:
     if device.type not in available:
         raise SdxlKitError(f"device {name!r}: sdxlkit runs on {', '.join(DEVICE_KINDS)}")
     if not available[device.type]():
-        build = f"torch {torch.__version__}" + (", a build without CUDA" if device.type == "cuda" and torch.version.cuda is None else "")
-        raise SdxlKitError(f"device {name!r} is not available here ({build}); use cpu, or leave the device out to "
-                           f"use a GPU when there is one")
+        build = ", a build without CUDA" if device.type == "cuda" and torch.version.cuda is None else ""
+        raise SdxlKitError(f"device {name!r} is not available here (torch {torch.__version__}{build} sees none); use "
+                           f"cpu, or leave the device out to use a GPU when there is one")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise SdxlKitError(f"device {name!r}: there are {torch.cuda.device_count()} CUDA device(s), cuda:0 to "
                            f"cuda:{torch.cuda.device_count() - 1}")
@@ -121,12 +121,13 @@ def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver
 
 
 def _prepared(task: Task, images: dict[str, Image.Image], options: RunOptions, root: str) -> PreparedTask:
+    device = check_device(options.device)
     models = ModelsDir(Path(options.models_dir))
     resolve = _resolver(models.resolve, root)
     spec = ModelSpec(
         checkpoint=resolve(task.get("model"), "checkpoints", "model"),
         vae=resolve(task.get("vae"), "vae", "vae") if task.has("vae") else None,
-        precision=options.precision, device=check_device(options.device), allow_pickle=options.allow_pickle,
+        precision=options.precision, device=device, allow_pickle=options.allow_pickle,
     )
     return PreparedTask(task, spec, generation_for(task, images, models.resolve, root))
 
