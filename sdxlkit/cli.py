@@ -53,12 +53,10 @@ def _options(args):
                       base_dir=getattr(args, "base_dir", None))
 
 
-def cmd_validate(args) -> int:
+def _check_tasks(tasks, base_dir: Path) -> None:
+    """What `validate` checks beyond the format: run's checks that need no model file, every problem at once."""
     from .runnable import check_task, task_root
-    from .task.model import load_tasks
 
-    tasks = load_tasks(args.task)
-    base_dir = Path(args.task).resolve().parent
     problems = []
     for i, task in enumerate(tasks):
         try:
@@ -67,6 +65,13 @@ def cmd_validate(args) -> int:
             problems += exc.problems
     if problems:
         raise TaskValidationError(problems)
+
+
+def cmd_validate(args) -> int:
+    from .task.model import load_tasks
+
+    tasks = load_tasks(args.task)
+    _check_tasks(tasks, Path(args.task).resolve().parent)
     print(f"{args.task}: {len(tasks)} valid imageInference task(s)")
     return 0
 
@@ -120,15 +125,19 @@ def cmd_demo(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from .graph.convert import convert, read_document
+    from .graph.convert import convert, detect_format, read_document
     from .graph.mapping import ConvertOptions
+    from .task.model import parse_tasks
 
     source = Path(args.file)
     if not source.is_file():
         raise SdxlKitError(f"cannot read {source}: no such file")
     options = ConvertOptions(input_dir=args.input_dir and Path(args.input_dir), models_dir=args.models and Path(args.models),
                              images=args.images, base_dir=source.resolve().parent)
-    text = json.dumps(convert(read_document(source), args.to, options), indent=2)
+    document = read_document(source)
+    if detect_format(document) == "task":  # refused as `validate` refuses it, before images are written
+        _check_tasks(parse_tasks(document), options.base_dir)
+    text = json.dumps(convert(document, args.to, options), indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)
@@ -207,7 +216,7 @@ def _quiet_stdout() -> None:
         pass  # stdout is not a file (an in-process caller captured it): nothing will flush it
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None) -> int:
     for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1")):
         os.environ.setdefault(name, value)
     args = build_parser().parse_args(argv)
@@ -224,12 +233,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: images already written are kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # a file that cannot be read or written: the system's reason is the message
+        if isinstance(exc, BrokenPipeError):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen below (also after --help)
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_BROKEN_PIPE
-    except OSError as exc:  # a file that cannot be read or written: the system's reason is the message
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
 
 
 if __name__ == "__main__":

@@ -291,9 +291,11 @@ def test_ctrl_c_and_a_closed_pipe_are_quiet(tmp_path, tiny_checkpoint):
     (kept,) = (tmp_path / "out").glob("*")
     assert line.split("wrote ")[1].strip() == kept.as_uri() and Image.open(kept).size == (128, 128)
 
-    piped = _sdxlkit("convert", "workflows/txt2img.task.json", "--to", "workflow")
-    piped.stdout.close()  # `| head` that has read enough
-    assert piped.stderr.read() == "" and piped.wait(timeout=60) == 141
+    for argv, codes in ((["convert", "workflows/txt2img.task.json", "--to", "workflow"], {141}),
+                        (["--help"], {0, 141})):  # argparse itself drops a help text it cannot write
+        piped = _sdxlkit(*argv)
+        piped.stdout.close()  # `| head` that has read enough
+        assert piped.stderr.read() == "" and piped.wait(timeout=60) in codes
 
 
 # --- command line ---
@@ -325,8 +327,10 @@ def test_convert_needs_no_input_dir_without_images_and_refuses_what_validate_ref
     code, _, err = run_cli(capsys, "convert", workflows / "img2img.api.json", "--to", "task")
     assert code == 1 and "--input-dir" in err
 
-    task = write_task(tmp_path, scheduler="IPNDMScheduler", lora=[{"model": "style", "transformer": "high"}])
+    task = write_task(tmp_path, scheduler="IPNDMScheduler", lora=[{"model": "style", "transformer": "high"}],
+                      inputs={"seedImage": "missing.png"})
     code_v, _, err_v = run_cli(capsys, "validate", task)
+    assert "(3 problem(s))" in err_v
     for target in ("api", "workflow"):
         code, out, err = run_cli(capsys, "convert", task, "--to", target)
         assert (code, out, err) == (code_v, "", err_v) and code == 2
