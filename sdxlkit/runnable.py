@@ -1,5 +1,5 @@
-"""Every check of a task that needs no model file, in one place for `sdxlkit run`, `sdxlkit validate`, graph
-conversion, the task route and the ComfyUI node, so that they refuse the same tasks with the same messages: fields
+"""Every check of a task that needs no model file, in one place for `sdxlkit run`, `sdxlkit validate`, `sdxlkit
+convert`, the task route and the ComfyUI node, so that they refuse the same tasks with the same messages: fields
 this engine cannot run yet, scheduler names with no faithful mapping, adapter options SDXL has no use for, image
 inputs and their geometry. Each problem names its JSON path (``$.scheduler``, ``$[1].inputs.seedImage``)."""
 
@@ -98,13 +98,6 @@ def read_images(task: Task, root: str = "$", *, base_dir: Path | None = None, al
             continue
         images[field.removeprefix("inputs.")] = to_mask(image) if field == "inputs.maskImage" else to_rgb(image)
     return images, problems
-
-
-def refuse_unrunnable(tasks: list[Task]) -> None:
-    """Every field problem of every task at once (graph conversion: images are checked where they are read)."""
-    problems = [p for i, task in enumerate(tasks) for p in field_problems(task, task_root(i, len(tasks)))]
-    if problems:
-        raise TaskValidationError(problems)
 
 
 def check_runnable(task: Task, images: dict[str, Image.Image], root: str = "$") -> None:

@@ -67,12 +67,12 @@ def convert(data: Any, to: str, options: ConvertOptions = ConvertOptions()) -> A
     """Any supported document to `to` ("task": one task object, or an array for several; "api"; "workflow")."""
     if to not in FORMATS:
         raise GraphConversionError(f"cannot convert to {to!r}; choose one of {', '.join(FORMATS)}")
-    from ..runnable import refuse_unrunnable
-    from ..task.model import parse_tasks
+    if detect_format(data) == "task":
+        from ..task.model import parse_tasks
 
-    parsed = parse_tasks(data if detect_format(data) == "task" else graph_to_tasks(data, options))
-    refuse_unrunnable(parsed)
-    tasks = [t.data for t in parsed]
+        tasks = [t.data for t in parse_tasks(data)]
+    else:
+        tasks = graph_to_tasks(data, options)
     if to == "task":
         return tasks[0] if len(tasks) == 1 else tasks
     return tasks_to_api(tasks, options) if to == "api" else tasks_to_workflow(tasks, options)

@@ -7,7 +7,6 @@ outputType "URL" (the Save node writes files), includeCost false, deliveryMethod
 
 from __future__ import annotations
 
-from ..runnable import refuse_unrunnable
 from ..task.model import parse_tasks
 from .mapping import ConvertOptions, GraphConversionError
 from .mappings import MAPPINGS, inference, save
@@ -29,10 +28,8 @@ def unheld_fields(task: dict) -> list[str]:
 
 
 def graph_from_tasks(data: dict | list, options: ConvertOptions) -> Graph:
-    """The graph for one task or an array of tasks (validated and checked as `sdxlkit validate` does first)."""
-    parsed = parse_tasks(data)
-    refuse_unrunnable(parsed)
-    tasks = [t.data for t in parsed]
+    """The graph for one task or an array of tasks (validated first)."""
+    tasks = [t.data for t in parse_tasks(data)]
     problems = [f"task {i} ({task['taskUUID']}): {', '.join(fields)}"
                 for i, task in enumerate(tasks) if (fields := unheld_fields(task))]
     if problems:
