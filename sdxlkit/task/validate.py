@@ -117,7 +117,7 @@ def _problem_from_error(error, root: str) -> list[Problem]:
         return [Problem(path, f"set only one of {' or '.join(present)}: they are two ways to say the same thing")]
     if kind == "enum" and isinstance(error.instance, str) and (near := close_matches(error.instance, error.validator_value)):
         return [Problem(path, f"got {_show(error.instance)}; did you mean {' or '.join(map(_show, near))}? "
-                              f"(one of {len(error.validator_value)} names, case matters)")]
+                              f"(one of {len(error.validator_value)} values; case matters)")]
     if kind == "allOf":
         return [p for sub in error.context for p in _problem_from_error(sub, root)]
     return [Problem(path, f"got {_show(error.instance)}; allowed: {describe_allowed(error.schema)}")]
