@@ -1,4 +1,9 @@
-"""Command line: `sdxlkit run`, `sdxlkit validate`, `sdxlkit demo`, `sdxlkit convert`. Runs without ComfyUI."""
+"""Command line: `sdxlkit run`, `sdxlkit validate`, `sdxlkit demo`, `sdxlkit convert`. Runs without ComfyUI.
+
+Exit codes: 0 done; 1 an error that is not the task's (a model file, the device, a file that cannot be written);
+2 an invalid task (every problem with its JSON path) or a bad command line; 130 interrupted (Ctrl-C: the images
+already written are kept); 141 the reader of the output went away (`| head`).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,12 @@ import os
 import sys
 from pathlib import Path
 
+from . import __version__
 from .errors import SdxlKitError, TaskValidationError
 
 DEMO_PROMPT = "a lighthouse on a cliff at sunset, dramatic sky"
+EXIT_INVALID, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 130, 141
+MODELS_ENV = "SDXLKIT_MODELS"
 
 
 def _cache_dir() -> Path:
@@ -45,12 +53,34 @@ def _options(args):
                       base_dir=getattr(args, "base_dir", None))
 
 
+def _check_tasks(tasks, base_dir: Path) -> None:
+    """What `validate` checks beyond the format: run's checks that need no model file, every problem at once."""
+    from .runnable import check_task, task_root
+
+    problems = []
+    for i, task in enumerate(tasks):
+        try:
+            check_task(task, task_root(i, len(tasks)), base_dir=base_dir, skip_urls=True)
+        except TaskValidationError as exc:
+            problems += exc.problems
+    if problems:
+        raise TaskValidationError(problems)
+
+
 def cmd_validate(args) -> int:
     from .task.model import load_tasks
 
     tasks = load_tasks(args.task)
+    _check_tasks(tasks, Path(args.task).resolve().parent)
     print(f"{args.task}: {len(tasks)} valid imageInference task(s)")
     return 0
+
+
+def _print_written(result: dict) -> None:
+    from tqdm import tqdm
+
+    if "imageURL" in result:
+        tqdm.write(f"wrote {result['imageURL']}", file=sys.stderr)  # above the progress bar, which goes on
 
 
 def cmd_run(args) -> int:
@@ -58,7 +88,7 @@ def cmd_run(args) -> int:
     from .task.model import load_tasks
 
     args.base_dir = Path(args.task).resolve().parent
-    results = run_tasks(load_tasks(args.task), _options(args), on_step=_progress())
+    results = run_tasks(load_tasks(args.task), _options(args), on_step=_progress(), on_result=_print_written)
     print(json.dumps({"data": results}, indent=2))
     return 0
 
@@ -89,23 +119,25 @@ def cmd_demo(args) -> int:
             "positivePrompt": DEMO_PROMPT, "negativePrompt": "blurry, low quality", "width": size, "height": size,
             "steps": steps, "CFGScale": 6.5, "seed": args.seed, "outputType": "URL", "outputFormat": "PNG"}
     args.models = args.models or str(checkpoint.parent)
-    results = run_tasks(parse_tasks(task), _options(args), on_step=_progress())
+    results = run_tasks(parse_tasks(task), _options(args), on_step=_progress(), on_result=_print_written)
     print(json.dumps({"data": results}, indent=2))
-    for result in results:
-        print(f"wrote {result['imageURL']}", file=sys.stderr)
     return 0
 
 
 def cmd_convert(args) -> int:
-    from .graph.convert import convert, read_document
+    from .graph.convert import convert, detect_format, read_document
     from .graph.mapping import ConvertOptions
+    from .task.model import parse_tasks
 
     source = Path(args.file)
     if not source.is_file():
         raise SdxlKitError(f"cannot read {source}: no such file")
     options = ConvertOptions(input_dir=args.input_dir and Path(args.input_dir), models_dir=args.models and Path(args.models),
                              images=args.images, base_dir=source.resolve().parent)
-    text = json.dumps(convert(read_document(source), args.to, options), indent=2)
+    document = read_document(source)
+    if detect_format(document) == "task":  # refused as `validate` refuses it, before images are written
+        _check_tasks(parse_tasks(document), options.base_dir)
+    text = json.dumps(convert(document, args.to, options), indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)
@@ -115,39 +147,57 @@ def cmd_convert(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sdxlkit", description="Run SDXL imageInference tasks locally (no ComfyUI needed).")
+    # -v is accepted before and after the subcommand; SUPPRESS keeps a subcommand from resetting the top-level one
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what is loaded and why")
+    parser = argparse.ArgumentParser(
+        prog="sdxlkit", description="Run SDXL imageInference tasks locally (no ComfyUI needed).",
+        epilog=f"Models are read from --models DIR, by default ${MODELS_ENV} or ./models. Exit codes: 0 done, "
+               f"1 error, {EXIT_INVALID} invalid task or command line, {EXIT_INTERRUPTED} interrupted.")
+    parser.add_argument("--version", action="version", version=f"sdxlkit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what is loaded and why")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,validate,demo,convert}")
+    models_env = os.environ.get(MODELS_ENV)
 
-    def run_flags(p, models_default):
-        p.add_argument("--models", default=models_default, help="models folder (checkpoints/, vae/, sdxlkit_models.json)")
+    def run_flags(p, models_default, models_help):
+        p.add_argument("--models", default=models_default, help=models_help)
         p.add_argument("--out", default="output", help="folder for images when outputType is URL (default: ./output)")
-        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-        p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cuda if available, else cpu)")
+        p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                       help="auto: fp32 on the CPU, bf16 on a GPU that supports it (else fp32)")
         p.add_argument("--allow-urls", action="store_true", help="let tasks reference http(s) image URLs")
         p.add_argument("--allow-pickle", action="store_true", help="allow .ckpt/.pt weight files (they can run code)")
 
-    p = sub.add_parser("run", help="run a task file (one task or an array) and print the results as JSON")
-    p.add_argument("task")
-    run_flags(p, os.environ.get("SDXLKIT_MODELS", "models"))
+    task_help = "a task JSON file (one task or an array), or an image saved by sdxlkit (it carries its task and seed)"
+    p = sub.add_parser("run", parents=[verbose], help="run tasks and print the results as JSON",
+                       description="Run imageInference tasks: every task is checked (fields, images, model files) "
+                                   "before a model loads; each image is written as soon as it is done.")
+    p.add_argument("task", metavar="TASK", help=task_help)
+    run_flags(p, models_env or "models", f"models folder (checkpoints/, vae/, loras/, controlnet/, sdxlkit_models.json); "
+                                         f"default: ${MODELS_ENV}" + (f" ({models_env})" if models_env else ", else ./models"))
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("validate", help="check a task file against the imageInference format")
-    p.add_argument("task")
+    p = sub.add_parser("validate", parents=[verbose], help="check tasks as run does, without loading a model",
+                       description="Check tasks as `run` does before it loads a model: the format, fields this "
+                                   "version cannot run, schedulers, images (http(s) URLs are not downloaded) and their "
+                                   f"sizes. Exits {EXIT_INVALID} listing every problem with its JSON path; model files "
+                                   "are checked by run.")
+    p.add_argument("task", metavar="TASK", help=task_help)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("demo", help="run a demo task end to end (a tiny random-weight model unless --checkpoint)")
+    p = sub.add_parser("demo", parents=[verbose], help="run a demo task end to end (a tiny random-weight model unless --checkpoint)")
     p.add_argument("--checkpoint", help="a real SDXL checkpoint (.safetensors) or diffusers folder")
     p.add_argument("--size", type=int, help="width and height (default 256 tiny, 1024 real)")
     p.add_argument("--steps", type=int, help="denoising steps (default 20 tiny, 30 real)")
     p.add_argument("--seed", type=int, default=42)
-    run_flags(p, None)
+    run_flags(p, None, "models folder for ids in the task (default: the checkpoint's folder)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("convert", help="convert between a task, a ComfyUI API prompt and a ComfyUI workflow")
-    p.add_argument("file", help="a task JSON (object or array), an API prompt, a UI workflow, or an image carrying one")
+    p = sub.add_parser("convert", parents=[verbose], help="convert between a task, a ComfyUI API prompt and a ComfyUI workflow")
+    p.add_argument("file", metavar="FILE", help="a task JSON (object or array), an API prompt, a UI workflow, or an image carrying one")
     p.add_argument("--to", required=True, choices=["task", "api", "workflow"])
-    p.add_argument("--input-dir", help="ComfyUI's input folder: task images are written there, graph images read from it")
+    p.add_argument("--input-dir", help="ComfyUI's input folder: task images are written there, graph images read from "
+                                       "it (needed only when there are images)")
     p.add_argument("--models", help="models folder: map model ids (civitai:...) to file names and back "
                                     "(default: copy references as they are)")
     p.add_argument("--images", choices=["data_uri", "file"], default="data_uri",
@@ -157,19 +207,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at devnull so that Python's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout is not a file (an in-process caller captured it): nothing will flush it
+
+
+def _main(argv: list[str] | None) -> int:
     for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1")):
         os.environ.setdefault(name, value)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
     except TaskValidationError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_INVALID
     except SdxlKitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: images already written are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as exc:  # a file that cannot be read or written: the system's reason is the message
+        if isinstance(exc, BrokenPipeError):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # here, not at exit, so that a closed pipe is seen below (also after --help)
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -11,10 +11,12 @@ class SdxlKitError(ValueError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One validation problem: where it is (a JSON path like ``$.width``) and what is allowed."""
+    """One validation problem: where it is (a JSON path like ``$.width``) and what is allowed. ``code`` is the
+    cloud API's error code for it (the task route answers with it)."""
 
     path: str
     message: str
+    code: str = "invalidParameter"
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
@@ -27,17 +29,6 @@ class TaskValidationError(SdxlKitError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"invalid imageInference task ({len(self.problems)} problem(s)):\n{lines}")
-
-
-class NotSupportedYet(SdxlKitError):
-    """A valid task field that this version of the engine cannot execute."""
-
-    def __init__(self, fields: list[str]):
-        self.fields = list(fields)
-        super().__init__(
-            "not supported yet: " + ", ".join(self.fields)
-            + ". The task is valid, but this version of sdxlkit cannot run these fields; remove them to run the task."
-        )
 
 
 class UnsupportedScheduler(SdxlKitError):

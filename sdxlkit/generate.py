@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -156,9 +157,15 @@ def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_s
 MODES = {"txt2img": txt2img, "img2img": img2img, "inpaint": inpaint, "outpaint": inpaint}
 
 
-@torch.inference_mode()
 def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None) -> list[tuple[torch.Tensor, int]]:
-    """Run `gen.count` images with seeds seed, seed+1, ...; returns (image [1,3,H,W] float 0..1 on CPU, seed) pairs.
+    """All of `generate_each`'s images in a list."""
+    return list(generate_each(components, gen, on_step))
+
+
+@torch.inference_mode()
+def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None) -> Iterator[tuple[torch.Tensor, int]]:
+    """Run `gen.count` images with seeds seed, seed+1, ...; yields each (image [1,3,H,W] float 0..1 on CPU, seed) pair
+    as soon as it is done, so a caller can write image 1 before image 2 starts.
 
     on_step(done, total) is called after every denoising step; whatever it raises (an interrupt) propagates."""
     apply_loras(components, gen.loras)
@@ -167,7 +174,6 @@ def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None
                             (components.text_encoder, components.text_encoder_2),
                             gen.prompt, gen.negative_prompt if guidance else None,
                             clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
-    results = []
     for index in range(gen.count):
         seed = gen.seed + index
 
@@ -175,5 +181,4 @@ def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None
             if on_step is not None:
                 on_step(index * total + done, gen.count * total)
 
-        results.append((MODES[gen.mode](components, gen, seed, embeds, image_step), seed))
-    return results
+        yield MODES[gen.mode](components, gen, seed, embeds, image_step), seed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ DEFAULT_IDS = {
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 # Folders searched for each kind of model reference: checkpoints may also be diffusers folders (ComfyUI's models/diffusers).
 FOLDERS = {"checkpoints": ("checkpoints", "diffusers")}
+# A canonical id such as civitai:101055@128078 or runware:20@1 (a name, never a path).
+MODEL_ID = re.compile(r"[A-Za-z][\w.-]*:[^/\\]+")
 
 
 @dataclass(frozen=True)
@@ -44,28 +47,31 @@ class ModelsDir:
 
     def resolve(self, ref: str, kind: str = "checkpoints") -> Path:
         """A file or diffusers folder for `ref`: a mapped id, an absolute path, or a name inside root/kind."""
-        tried: list[str] = []
         mapping = self.mapping()
+        mapping_file = self.root / MAPPING_FILE
         if ref in mapping:
             path = self.root / mapping[ref]
             if path.exists():
                 return path
-            tried.append(f"{path} (mapped from {ref!r} by {self.root / MAPPING_FILE if ref not in DEFAULT_IDS else 'the default mapping'})")
+            source = mapping_file if ref not in DEFAULT_IDS or mapping[ref] != DEFAULT_IDS[ref] else "the built-in mapping"
+            raise ModelNotFound(f"model {ref!r} is mapped by {source} to {path}, which does not exist; put the file "
+                                f"there, or map the id to another file in {mapping_file}")
         candidate = Path(ref).expanduser()
         if candidate.is_absolute():
             if candidate.exists():
                 return candidate
-            tried.append(str(candidate))
-        else:
-            for folder in (self.root / f for f in FOLDERS.get(kind, (kind,))):
-                for name in (ref, *(ref + s for s in WEIGHT_SUFFIXES)):
-                    path = folder / name
-                    if path.exists():
-                        return path
-                tried.append(str(folder / ref))
-        hint = (f"put the file into {self.root / kind}, or map the id in {self.root / MAPPING_FILE} "
-                f'like {{"{ref}": "{kind}/<file name>"}}')
-        raise ModelNotFound(f"model {ref!r} not found (looked for {'; '.join(tried)}); {hint}")
+            raise ModelNotFound(f"model file {candidate} does not exist")
+        if MODEL_ID.fullmatch(ref):
+            raise ModelNotFound(f"model id {ref!r} is not mapped to a file; map it in {mapping_file} like "
+                                f'{{"{ref}": "{kind}/<file name>"}}, or name a file in {self.root / kind} instead')
+        folders = [self.root / f for f in FOLDERS.get(kind, (kind,))]
+        for folder in folders:
+            for name in (ref, *(ref + s for s in WEIGHT_SUFFIXES)):
+                path = folder / name
+                if path.exists():
+                    return path
+        raise ModelNotFound(f"model {ref!r} not found in {' or '.join(map(str, folders))}; put the file there "
+                            f"(the models folder is {self.root})")
 
     def reference_for(self, path: Path, kind: str = "checkpoints") -> str:
         """The reference to write into a task for a local file: its mapped id if there is one, else its name."""

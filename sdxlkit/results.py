@@ -11,9 +11,12 @@ from pathlib import Path
 
 from PIL import Image
 
+from .errors import SdxlKitError
 from .images import FORMATS, data_uri
 from .metadata import TASK_KEY, encode_with_metadata
 from .task.model import Task
+
+INLINE_OUTPUT_TYPES = ("base64Data", "dataURI")
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -27,6 +30,23 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def writes_files(task: Task) -> bool:
+    return task.get("outputType") not in INLINE_OUTPUT_TYPES
+
+
+def check_output_folder(folder: Path | None) -> None:
+    """Before any work: `folder` can become the folder images are written to (it may not exist yet)."""
+    if folder is None:
+        raise SdxlKitError("outputType URL needs an output folder")
+    existing = Path(os.path.abspath(folder))
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SdxlKitError(f"cannot write images into {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SdxlKitError(f"cannot write images into {folder}: {existing} is not writable")
 
 
 def seeded_task(task_data: dict, seed: int) -> dict:
@@ -57,9 +77,8 @@ def image_result(task: Task, image: Image.Image, seed: int, out_dir: Path | None
     texts = {TASK_KEY: json.dumps(seeded_task(task.data, seed))}
     data = encode_with_metadata(image, fmt, task.get("outputQuality"), texts)
     url, image_uuid = None, str(uuid.uuid4())
-    if task.get("outputType") not in ("base64Data", "dataURI"):
-        if out_dir is None:
-            raise ValueError("outputType URL needs an output folder")
+    if writes_files(task):
+        check_output_folder(out_dir)
         path = Path(out_dir).resolve() / f"{image_uuid}.{FORMATS[fmt][2]}"
         write_atomic(path, data)
         url = path.as_uri()

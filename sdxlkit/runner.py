@@ -9,22 +9,49 @@ from typing import Any, Callable
 
 from PIL import Image
 
-from .errors import ImageInputError, NotSupportedYet, Problem, SdxlKitError, TaskValidationError
-from .images import load_image, to_mask, to_rgb
+from .errors import ModelNotFound, SdxlKitError, TaskValidationError
 from .loading.cache import MODEL_CACHE, ModelCache
 from .loading.loader import ModelSpec
 from .registry import ModelsDir
+from .results import check_output_folder, writes_files
+from .runnable import check_runnable, check_task, guide_image_key, task_root
 from .task import schema
 from .task.model import Task
 
 # (model reference, kind) -> file: ModelsDir.resolve for the CLI, the files picked in the graph for ComfyUI nodes
 Resolver = Callable[[str, str], Path]
+DEVICE_KINDS = ("cpu", "cuda", "mps", "xpu")
 
 
 def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_device(name: str | None) -> str:
+    """The device to run on: `name` if torch knows it and it is there (one clear line otherwise), else the default."""
+    import torch
+
+    if name is None:
+        return default_device()
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise SdxlKitError(f"device {name!r} is not a device torch knows; use {', '.join(DEVICE_KINDS)} "
+                           "(with an index like cuda:1 for another GPU)") from None
+    available = {"cpu": lambda: True, "cuda": torch.cuda.is_available,
+                 "mps": lambda: torch.backends.mps.is_available(), "xpu": lambda: hasattr(torch, "xpu") and torch.xpu.is_available()}
+    if device.type not in available:
+        raise SdxlKitError(f"device {name!r}: sdxlkit runs on {', '.join(DEVICE_KINDS)}")
+    if not available[device.type]():
+        build = ", a build without CUDA" if device.type == "cuda" and torch.version.cuda is None else ""
+        raise SdxlKitError(f"device {name!r} is not available here (torch {torch.__version__}{build} sees none); use "
+                           f"cpu, or leave the device out to use a GPU when there is one")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise SdxlKitError(f"device {name!r}: there are {torch.cuda.device_count()} CUDA device(s), cuda:0 to "
+                           f"cuda:{torch.cuda.device_count() - 1}")
+    return name
 
 
 @dataclass
@@ -45,60 +72,40 @@ class PreparedTask:
     generation: Any  # sdxlkit.generate.Generation, imported lazily because it pulls in torch
 
 
-def task_images(task: Task, options: RunOptions) -> dict[str, Image.Image]:
-    images = {}
-    for name in ("seedImage", "maskImage"):
-        ref = task.get(f"inputs.{name}")
-        if ref is not None:
-            image = load_image(ref, f"inputs.{name}", allow_urls=options.allow_urls, base_dir=options.base_dir)
-            images[name] = to_mask(image) if name == "maskImage" else to_rgb(image)
-    for i, control in enumerate(task.data.get("controlNet", [])):
-        key = guide_image_key(i)
-        images[key] = to_rgb(load_image(control["guideImage"], key, allow_urls=options.allow_urls, base_dir=options.base_dir))
-    return images
+def _resolver(resolve: Resolver, root: str) -> Callable[[str, str, str], Path]:
+    """`resolve` whose ModelNotFound names the task field (`$[1].lora[0].model`) the reference came from."""
+    def named(ref: str, kind: str, field: str) -> Path:
+        try:
+            return resolve(ref, kind)
+        except ModelNotFound as exc:
+            raise ModelNotFound(f"{root}.{field}: {exc}") from None
+
+    return named
 
 
-def guide_image_key(index: int) -> str:
-    return f"controlNet[{index}].guideImage"
-
-
-def _check_geometry(task: Task, images: dict[str, Image.Image]) -> None:
-    seed = images.get("seedImage")
-    width, height = task.get("width"), task.get("height")
-    if seed is not None and task.has("outpaint"):
-        o = task.data["outpaint"]
-        grown = (seed.width + o.get("left", 0) + o.get("right", 0), seed.height + o.get("top", 0) + o.get("bottom", 0))
-        if grown != (width, height):
-            raise ImageInputError(
-                f"outpaint: seedImage {seed.width}x{seed.height} extended by left/right/top/bottom gives "
-                f"{grown[0]}x{grown[1]}, but width x height is {width}x{height}; they must be equal"
-            )
-    mask = images.get("maskImage")
-    if mask is not None and seed is not None and mask.size != seed.size:
-        raise ImageInputError(f"inputs.maskImage is {mask.width}x{mask.height} but inputs.seedImage is {seed.width}x{seed.height}; they must have the same size")
-
-
-def _loras(task: Task, resolve: Resolver) -> list[tuple[Path, float]]:
+def _loras(task: Task, resolve) -> list[tuple[Path, float]]:
     weight = schema.default("lora[].weight")
-    return [(resolve(entry["model"], "loras"), float(entry.get("weight", weight))) for entry in task.data.get("lora", [])]
+    return [(resolve(entry["model"], "loras", f"lora[{i}].model"), float(entry.get("weight", weight)))
+            for i, entry in enumerate(task.data.get("lora", []))]
 
 
-def _controls(task: Task, images: dict[str, Image.Image], resolve: Resolver) -> list:
+def _controls(task: Task, images: dict[str, Image.Image], resolve) -> list:
     from .controlnet import step_window
     from .generate import ControlRequest
 
     weight, mode = schema.default("controlNet[].weight"), schema.default("controlNet[].controlMode")
     return [ControlRequest(
-        path=resolve(entry["model"], "controlnet"), image=images[guide_image_key(i)],
+        path=resolve(entry["model"], "controlnet", f"controlNet[{i}].model"), image=images[guide_image_key(i)],
         weight=float(entry.get("weight", weight)), mode=entry.get("controlMode", mode),
         window=step_window(task.get("steps"), entry.get("startStep"), entry.get("startStepPercentage"),
                            entry.get("endStep"), entry.get("endStepPercentage")),
     ) for i, entry in enumerate(task.data.get("controlNet", []))]
 
 
-def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver):
+def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver, root: str = "$"):
     from .generate import Generation
 
+    named = _resolver(resolve, root)
     outpaint = task.data.get("outpaint")
     return Generation(
         prompt=task.get("positivePrompt"), negative_prompt=task.get("negativePrompt"),
@@ -109,56 +116,29 @@ def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver
         strength=float(task.get("strength")) if (task.has("strength") or not outpaint) else 1.0,
         seed_image=images.get("seedImage"), mask_image=images.get("maskImage"), mask_margin=task.get("maskMargin"),
         outpaint=outpaint, outpaint_blur=task.get("outpaint.blur") if outpaint else 0,
-        loras=_loras(task, resolve), controls=_controls(task, images, resolve),
+        loras=_loras(task, named), controls=_controls(task, images, named),
     )
 
 
-def _refuse_not_executable(task: Task) -> None:
-    unsupported = task.not_executable_fields()
-    if unsupported:
-        raise NotSupportedYet(unsupported)
-
-
-def _check_scheduler(task: Task) -> None:
-    from .schedulers import check_scheduler
-
-    check_scheduler(task.get("scheduler"))
-
-
-def _check_adapters(task: Task) -> None:
-    """`transformer` picks a stage of two-stage (video) models; SDXL has one, so only "both" means something."""
-    both = schema.default("lora[].transformer")
-    problems = [Problem(f"$.lora[{i}].transformer", f"got {entry['transformer']!r}; SDXL has a single denoiser stage, "
-                        f"so only {both!r} (the default) applies: use {both!r} or leave the field out")
-                for i, entry in enumerate(task.data.get("lora", [])) if entry.get("transformer", both) != both]
-    if problems:
-        raise TaskValidationError(problems)
-
-
-def _check_fields(task: Task) -> None:
-    """Refuse what this engine cannot run yet, unmappable schedulers and adapter options SDXL has no use for."""
-    _refuse_not_executable(task)
-    _check_scheduler(task)
-    _check_adapters(task)
-
-
-def check_runnable(task: Task, images: dict[str, Image.Image]) -> None:
-    _check_fields(task)
-    _check_geometry(task, images)
-
-
-def prepare(task: Task, options: RunOptions) -> PreparedTask:
-    """Everything that can fail before a model is loaded: unsupported fields, images, geometry, model files."""
-    _check_fields(task)
-    images = task_images(task, options)
-    _check_geometry(task, images)
+def _prepared(task: Task, images: dict[str, Image.Image], options: RunOptions, root: str) -> PreparedTask:
+    device = check_device(options.device)
     models = ModelsDir(Path(options.models_dir))
+    resolve = _resolver(models.resolve, root)
     spec = ModelSpec(
-        checkpoint=models.resolve(task.get("model"), "checkpoints"),
-        vae=models.resolve(task.get("vae"), "vae") if task.has("vae") else None,
-        precision=options.precision, device=options.device or default_device(), allow_pickle=options.allow_pickle,
+        checkpoint=resolve(task.get("model"), "checkpoints", "model"),
+        vae=resolve(task.get("vae"), "vae", "vae") if task.has("vae") else None,
+        precision=options.precision, device=device, allow_pickle=options.allow_pickle,
     )
-    return PreparedTask(task, spec, generation_for(task, images, models.resolve))
+    return PreparedTask(task, spec, generation_for(task, images, models.resolve, root))
+
+
+def _checked_images(task: Task, options: RunOptions, root: str) -> dict[str, Image.Image]:
+    return check_task(task, root, base_dir=options.base_dir, allow_urls=options.allow_urls)
+
+
+def prepare(task: Task, options: RunOptions, root: str = "$") -> PreparedTask:
+    """Everything that can fail before a model is loaded: the checks of sdxlkit.runnable, model files, the device."""
+    return _prepared(task, _checked_images(task, options, root), options, root)
 
 
 def generate_task(components, task: Task, images: dict[str, Image.Image], resolve: Resolver,
@@ -170,17 +150,36 @@ def generate_task(components, task: Task, images: dict[str, Image.Image], resolv
     return generate(components, generation_for(task, images, resolve), on_step)
 
 
-def run_prepared(prepared: PreparedTask, options: RunOptions, cache: ModelCache = MODEL_CACHE, on_step=None) -> list[dict]:
-    from .generate import generate, to_pil
+def run_prepared(prepared: PreparedTask, options: RunOptions, cache: ModelCache = MODEL_CACHE, on_step=None,
+                 on_result: Callable[[dict], None] | None = None) -> list[dict]:
+    """Each image is encoded (and written, for outputType URL) as soon as it is done, then passed to on_result."""
+    from .generate import generate_each, to_pil
     from .results import image_result
 
-    outputs = generate(cache.get(prepared.spec), prepared.generation, on_step)
-    return [image_result(prepared.task, to_pil(image)[0], seed, options.out_dir) for image, seed in outputs]
+    results = []
+    for image, seed in generate_each(cache.get(prepared.spec), prepared.generation, on_step):
+        results.append(image_result(prepared.task, to_pil(image)[0], seed, options.out_dir))
+        if on_result is not None:
+            on_result(results[-1])
+    return results
 
 
-def run_tasks(tasks: list[Task], options: RunOptions, cache: ModelCache = MODEL_CACHE, on_step=None) -> list[dict]:
-    """Prepare every task before running any, so a bad task in an array stops the run before work is done."""
+def run_tasks(tasks: list[Task], options: RunOptions, cache: ModelCache = MODEL_CACHE, on_step=None,
+              on_result: Callable[[dict], None] | None = None) -> list[dict]:
+    """Check every task (all problems of all tasks at once), then resolve their models, before running any: a bad
+    task in an array stops the run before work is done."""
     if not tasks:
         raise SdxlKitError("no tasks to run")
-    prepared = [prepare(task, options) for task in tasks]
-    return [result for p in prepared for result in run_prepared(p, options, cache, on_step)]
+    roots = [task_root(i, len(tasks)) for i in range(len(tasks))]
+    problems, checked = [], []
+    for task, root in zip(tasks, roots):
+        try:
+            checked.append(_checked_images(task, options, root))
+        except TaskValidationError as exc:
+            problems += exc.problems
+    if problems:
+        raise TaskValidationError(problems)
+    if any(writes_files(task) for task in tasks):
+        check_output_folder(options.out_dir)
+    prepared = [_prepared(task, images, options, root) for task, images, root in zip(tasks, checked, roots)]
+    return [result for p in prepared for result in run_prepared(p, options, cache, on_step, on_result)]

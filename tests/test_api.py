@@ -10,7 +10,9 @@ from sdxlkit.api.errors import error_response
 from sdxlkit.api.jobs import Jobs, response_for
 from sdxlkit.api.outbound import OutboundPolicy, check_outbound
 from sdxlkit.api.service import TaskRefused, admit, check_image_files, engine_view, read_request, results
-from sdxlkit.errors import ImageInputError, ModelNotFound, NotSupportedYet, SdxlKitError, TaskValidationError
+from sdxlkit.errors import ImageInputError, ModelNotFound, SdxlKitError, TaskValidationError
+from sdxlkit.runnable import check_runnable
+from sdxlkit.task.model import Task
 
 ROOT = Path(__file__).resolve().parent.parent / "workflows" / "assets"  # stands for ComfyUI's input folder
 UUIDS = ["1e4a0b2c-3d4e-4f60-8a7b-9c0d1e2f3a4b", "2e4a0b2c-3d4e-4f60-8a7b-9c0d1e2f3a4b"]
@@ -59,8 +61,13 @@ def test_admitted_tasks_get_a_seed_and_the_engine_sees_no_delivery_fields():
 
 
 def test_unsupported_fields_and_internal_errors_have_their_own_codes():
-    body, status = error_response(NotSupportedYet(["hiresFix"]), task_uuid=UUIDS[0])
-    assert status == 400 and body["errors"][0]["code"] == "unsupportedParameter" and body["errors"][0]["parameter"] == "hiresFix"
+    with pytest.raises(TaskValidationError) as info:
+        check_runnable(Task(task(1, hiresFix={}, scheduler="IPNDMScheduler")), {})
+    body, status = error_response(info.value, [task(0), task(1)], task_uuid=UUIDS[1])
+    by_parameter = {e["parameter"]: e for e in body["errors"]}
+    assert status == 400 and set(by_parameter) == {"hiresFix", "scheduler"}
+    assert by_parameter["hiresFix"]["code"] == "unsupportedParameter" and by_parameter["scheduler"]["code"] == "unsupportedScheduler"
+    assert {e["taskUUID"] for e in body["errors"]} == {UUIDS[1]}  # the task checked, in a request of two
     body, status = error_response(RuntimeError("CUDA out of memory"), task_uuid=UUIDS[0])
     assert status == 500 and body["errors"][0]["code"] == "internalError"
 

@@ -66,10 +66,11 @@ def test_invalid_task_names_fields_and_exits_2(tmp_path, capsys):
     assert "$.width" in err and "128..2048" in err and "$.steps" in err and "unknown field 'extra'" in err
 
 
-def test_not_yet_supported_fields_are_refused_before_loading(tmp_path, capsys):
-    task = write_task(tmp_path, ttl=60, hiresFix=True)
+def test_not_yet_supported_fields_are_refused_before_loading(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sdxlkit.task.model.NOT_EXECUTABLE_YET", ("ttl",))
+    task = write_task(tmp_path, ttl=60)
     code, out, err = run_cli(capsys, "run", task, "--models", tmp_path / "no-models-here")
-    assert code == 1 and "not supported yet: hiresFix, ttl" in err
+    assert code == 2 and "$.ttl: not supported yet" in err
 
 
 def test_missing_model_says_where_it_looked(tmp_path, capsys):
@@ -81,14 +82,16 @@ def test_missing_model_says_where_it_looked(tmp_path, capsys):
 def test_url_images_are_off_by_default(tmp_path, tiny_checkpoint, capsys):
     task = write_task(tmp_path, inputs={"seedImage": "https://example.invalid/a.png"})
     code, out, err = run_cli(capsys, "run", task, "--models", tiny_checkpoint.parent.parent)
-    assert code == 1 and "inputs.seedImage" in err and "--allow-urls" in err
+    assert code == 2 and "$.inputs.seedImage" in err and "--allow-urls" in err
+    code, out, err = run_cli(capsys, "validate", task)  # validate downloads nothing and leaves URLs to run
+    assert code == 0, err
 
 
 def test_outpaint_size_mismatch_is_refused(tmp_path, tiny_checkpoint, capsys):
     Image.new("RGB", (128, 128)).save(tmp_path / "seed.png")
     task = write_task(tmp_path, inputs={"seedImage": "seed.png"}, outpaint={"left": 64}, width=256)
     code, out, err = run_cli(capsys, "run", task, "--models", tiny_checkpoint.parent.parent)
-    assert code == 1 and "192x128" in err and "256x128" in err
+    assert code == 2 and "$.outpaint" in err and "192x128" in err and "256x128" in err
 
 
 def test_validate_accepts_a_valid_array(tmp_path, capsys):
@@ -152,3 +155,192 @@ def test_run_an_image_reruns_the_task_it_carries(tmp_path, tiny_checkpoint, caps
     Image.new("RGB", (8, 8)).save(plain)
     code, out, err = run_cli(capsys, "run", plain, "--models", tiny_checkpoint.parent.parent)
     assert code == 1 and "plain.png: carries no sdxlkit task" in err
+
+
+# --- validate runs every check of run that needs no model file ---
+
+def _same_refusal(capsys, tmp_path, task):
+    """validate and run (with no models at all: the checks come first) refuse `task` alike: exit 2, same lines."""
+    code_v, out_v, err_v = run_cli(capsys, "validate", task)
+    code_r, out_r, err_r = run_cli(capsys, "run", task, "--models", tmp_path / "no-models", "--out", tmp_path / "out")
+    assert code_v == code_r == 2 and out_v == out_r == ""
+    assert err_v == err_r
+    return err_v
+
+
+@pytest.mark.parametrize("fields,expected", [
+    ({"scheduler": "IPNDMScheduler"}, ["$.scheduler: scheduler 'IPNDMScheduler' cannot be used with SDXL here"]),
+    ({"lora": [{"model": "style", "transformer": "high"}]}, ["$.lora[0].transformer: got 'high'; SDXL has a single"]),
+    ({"inputs": {"seedImage": "missing.png"}}, ["$.inputs.seedImage: not a data URI, base64 image or existing file"]),
+    ({"inputs": {"seedImage": "seed.png"}, "outpaint": {"left": 64}, "width": 256},
+     ["$.outpaint: inputs.seedImage 128x128 extended by left/right/top/bottom gives 192x128, but width x height is 256x128"]),
+    ({"inputs": {"seedImage": "seed.png", "maskImage": "small.png"}},
+     ["$.inputs.maskImage: is 64x64 but inputs.seedImage is 128x128"]),
+    ({"scheduler": "DPMSolverMultistepInverse", "lora": [{"model": "x", "transformer": "low"}], "ttl": 60},
+     ["$.ttl: not supported yet", "$.scheduler: scheduler 'DPMSolverMultistepInverse'", "$.lora[0].transformer: got 'low'"]),
+])
+def test_validate_refuses_what_run_refuses_with_the_same_lines(tmp_path, capsys, monkeypatch, fields, expected):
+    monkeypatch.setattr("sdxlkit.task.model.NOT_EXECUTABLE_YET", ("ttl",))
+    Image.new("RGB", (128, 128)).save(tmp_path / "seed.png")
+    Image.new("L", (64, 64)).save(tmp_path / "small.png")
+    err = _same_refusal(capsys, tmp_path, write_task(tmp_path, **fields))
+    assert f"({len(expected)} problem(s))" in err
+    for line in expected:
+        assert f"  - {line}" in err
+
+
+def test_problems_of_an_array_name_their_task_and_all_are_listed(tmp_path, capsys):
+    first = json.loads(write_task(tmp_path).read_text())
+    second = first | {"taskUUID": "2e4a0b2c-3d4e-4f60-8a7b-9c0d1e2f3a4b", "scheduler": "EDMEulerScheduler",
+                      "inputs": {"seedImage": "nope.png"}}
+    path = tmp_path / "tasks.json"
+    path.write_text(json.dumps([first, second]))
+    err = _same_refusal(capsys, tmp_path, path)
+    assert "(2 problem(s))" in err and "$[1].scheduler:" in err and "$[1].inputs.seedImage:" in err
+
+
+def test_an_unknown_scheduler_suggests_close_names(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "validate", write_task(tmp_path, scheduler="euler a"))
+    assert code == 2 and '$.scheduler: got "euler a"; did you mean "Euler a"?' in err
+    code, _, err = run_cli(capsys, "validate", write_task(tmp_path, scheduler="DPM++ 2M karas"))
+    assert code == 2 and 'did you mean "DPM++ 2M Karras"' in err
+
+
+# --- model references: the field, the task, advice that fits the reference ---
+
+@pytest.mark.parametrize("ref,says,never", [
+    ("/nope/checkpoints/x.safetensors", "model file /nope/checkpoints/x.safetensors does not exist", "sdxlkit_models.json"),
+    ("civitai:1@2", "model id 'civitai:1@2' is not mapped to a file; map it in", "not found in"),
+    ("mystery", "model 'mystery' not found in", "sdxlkit_models.json"),
+])
+def test_missing_models_get_advice_for_their_kind_of_reference(tmp_path, adapter_models, capsys, ref, says, never):
+    path = tmp_path / "tasks.json"
+    task = json.loads(write_task(tmp_path).read_text())
+    path.write_text(json.dumps([task, task | {"taskUUID": "2e4a0b2c-3d4e-4f60-8a7b-9c0d1e2f3a4b", "lora": [{"model": ref}]}]))
+    code, out, err = run_cli(capsys, "run", path, "--models", adapter_models.root, "--device", "cpu")
+    assert code == 1 and out == ""
+    assert err.startswith(f"error: $[1].lora[0].model: {says}") and never not in err
+
+
+# --- ordinary mistakes: one line, a documented exit code ---
+
+def test_unknown_or_absent_devices_are_one_line(tmp_path, tiny_checkpoint, capsys):
+    import torch
+
+    task = write_task(tmp_path)
+    code, _, err = run_cli(capsys, "run", task, "--models", tiny_checkpoint.parent.parent, "--device", "tpu")
+    assert code == 1 and err.startswith("error: device 'tpu' is not a device torch knows") and err.count("\n") == 1
+    if not torch.cuda.is_available():
+        code, _, err = run_cli(capsys, "run", task, "--models", tiny_checkpoint.parent.parent, "--device", "cuda")
+        assert code == 1 and err.startswith("error: device 'cuda' is not available here") and err.count("\n") == 1
+
+
+def test_out_naming_a_file_is_refused_before_generating(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    import sdxlkit.generate
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("generation started")
+
+    monkeypatch.setattr(sdxlkit.generate, "generate_each", no_generation)
+    (tmp_path / "taken").write_text("not a folder")
+    for out in (tmp_path / "taken", tmp_path / "taken" / "sub"):
+        code, _, err = run_cli(capsys, "run", write_task(tmp_path), "--models", tiny_checkpoint.parent.parent, "--out", out)
+        assert code == 1 and f"{tmp_path / 'taken'} is a file, not a folder" in err and err.count("\n") == 1
+
+
+def test_each_image_is_written_when_done_and_an_interrupt_keeps_it(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    import sdxlkit.cli
+
+    def interrupt_in_image_two():
+        def on_step(done, total):
+            if done > total // 2:  # image 2 of 2 has begun: image 1 must be on disk already
+                assert len(list((tmp_path / "out").glob("*.png"))) == 1
+                raise KeyboardInterrupt
+        return on_step
+
+    monkeypatch.setattr(sdxlkit.cli, "_progress", interrupt_in_image_two)
+    task = write_task(tmp_path, numberResults=2, outputFormat="PNG")
+    code, out, err = run_cli(capsys, "run", task, "--models", tiny_checkpoint.parent.parent, "--out", tmp_path / "out")
+    assert code == 130 and out == "" and "interrupted" in err
+    (written,) = (tmp_path / "out").glob("*")
+    assert written.suffix == ".png" and f"wrote {written.as_uri()}" in err
+    assert json.loads(read_texts(written.read_bytes())["sdxlkit_task"])["seed"] == 5
+    assert Image.open(written).size == (128, 128)
+
+
+def _sdxlkit(*argv, **popen):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.Popen([sys.executable, "-m", "sdxlkit", *map(str, argv)], cwd=Path(__file__).resolve().parent.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def test_ctrl_c_and_a_closed_pipe_are_quiet(tmp_path, tiny_checkpoint):
+    import signal
+
+    task = write_task(tmp_path, numberResults=2, steps=12, outputFormat="PNG")
+    run = _sdxlkit("run", task, "--models", tiny_checkpoint.parent.parent, "--out", tmp_path / "out")
+    while "wrote " not in (line := run.stderr.readline()) and line:
+        pass  # (the progress bar shares the line, before a carriage return)
+    run.send_signal(signal.SIGINT)  # Ctrl-C while image 2 is sampling
+    rest = run.stderr.read()
+    assert run.wait(timeout=60) == 130
+    assert "Traceback" not in rest and "interrupted: images already written are kept" in rest
+    (kept,) = (tmp_path / "out").glob("*")
+    assert line.split("wrote ")[1].strip() == kept.as_uri() and Image.open(kept).size == (128, 128)
+
+    for argv, codes in ((["convert", "workflows/txt2img.task.json", "--to", "workflow"], {141}),
+                        (["--help"], {0, 141})):  # argparse itself drops a help text it cannot write
+        piped = _sdxlkit(*argv)
+        piped.stdout.close()  # `| head` that has read enough
+        assert piped.stderr.read() == "" and piped.wait(timeout=60) in codes
+
+
+# --- command line ---
+
+def test_version_verbose_anywhere_and_helpful_help(tmp_path, capsys, monkeypatch):
+    from sdxlkit import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"sdxlkit {__version__}"
+    task = write_task(tmp_path)
+    assert run_cli(capsys, "validate", task, "-v")[0] == 0
+    assert run_cli(capsys, "-v", "validate", task)[0] == 0
+    monkeypatch.setenv("SDXLKIT_MODELS", "/srv/sdxl_models")
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "$SDXLKIT_MODELS (/srv/sdxl_models)" in help_text
+    assert "an image saved by sdxlkit" in help_text
+
+
+def test_convert_needs_no_input_dir_without_images_and_refuses_what_validate_refuses(tmp_path, capsys):
+    from pathlib import Path
+
+    workflows = Path(__file__).resolve().parent.parent / "workflows"
+    code, out, err = run_cli(capsys, "convert", workflows / "txt2img.api.json", "--to", "task")
+    assert code == 0, err
+    assert json.loads(out)["positivePrompt"] == json.loads((workflows / "txt2img.task.json").read_text())["positivePrompt"]
+    code, _, err = run_cli(capsys, "convert", workflows / "img2img.api.json", "--to", "task")
+    assert code == 1 and "--input-dir" in err
+
+    task = write_task(tmp_path, scheduler="IPNDMScheduler", lora=[{"model": "style", "transformer": "high"}],
+                      inputs={"seedImage": "missing.png"})
+    code_v, _, err_v = run_cli(capsys, "validate", task)
+    assert "(3 problem(s))" in err_v
+    for target in ("api", "workflow"):
+        code, out, err = run_cli(capsys, "convert", task, "--to", target)
+        assert (code, out, err) == (code_v, "", err_v) and code == 2
+
+
+def test_the_version_is_the_packages():
+    import re
+    from pathlib import Path
+
+    from sdxlkit import __version__
+
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    assert re.search(r'^version = "([^"]+)"', pyproject, re.MULTILINE)[1] == __version__

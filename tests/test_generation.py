@@ -185,3 +185,34 @@ def test_out_of_memory_decode_falls_back_to_tiles(components, monkeypatch):
     monkeypatch.setattr(vae_cls, "tiled_decode", lambda self, z, **k: tiled_calls.append(1) or original_tiled(self, z, **k))
     out = guarded_vae.decode(components, latents)
     assert tiled_calls and out.shape == (1, 3, 128, 128) and torch.isfinite(out).all()
+
+
+def test_blank_prompt_is_the_unconditional_embedding_on_both_branches(components, tiny_components):
+    """The format's "__BLANK__" = an unguided image: diffusers run with the unconditional embedding (SDXL's zeros,
+    what an absent negative prompt gives) as the positive and the negative, whatever negativePrompt says."""
+    from diffusers import StableDiffusionXLPipeline
+
+    from sdxlkit.prompts import encode_prompts
+
+    encoders = (components.text_encoder, components.text_encoder_2)
+    tokenizers = (components.tokenizer, components.tokenizer_2)
+    unconditional = encode_prompts(tokenizers, encoders, PROMPT)
+    assert not unconditional.negative_prompt_embeds.any()
+    blank = encode_prompts(tokenizers, encoders, "__BLANK__", "ugly, blurry")
+    for ours, expected in ((blank.prompt_embeds, unconditional.negative_prompt_embeds),
+                           (blank.pooled_prompt_embeds, unconditional.negative_pooled_prompt_embeds),
+                           (blank.negative_prompt_embeds, unconditional.negative_prompt_embeds),
+                           (blank.negative_pooled_prompt_embeds, unconditional.negative_pooled_prompt_embeds)):
+        assert torch.equal(ours, expected)
+
+    pipe = StableDiffusionXLPipeline(**tiny_components, add_watermarker=False)
+    pipe.set_progress_bar_config(disable=True)
+    zeros, pooled = unconditional.negative_prompt_embeds, unconditional.negative_pooled_prompt_embeds
+    expected = pipe(prompt_embeds=zeros, pooled_prompt_embeds=pooled, negative_prompt_embeds=zeros,
+                    negative_pooled_prompt_embeds=pooled, width=128, height=128, num_inference_steps=4, guidance_scale=5.0,
+                    generator=torch.Generator("cpu").manual_seed(123), output_type="pt").images
+    ours = generate(components, gen(prompt="__BLANK__", negative_prompt="ugly, blurry"))[0][0]
+    assert (ours - expected).abs().max().item() <= 1e-4
+    unguided = generate(components, gen(prompt="__BLANK__", cfg=1.0))[0][0]
+    assert (ours - unguided).abs().max().item() <= 1e-4  # both branches equal: guidance changes nothing
+    assert (ours - generate(components, gen(prompt="__BLANK__ harbor"))[0][0]).abs().max().item() > 1e-2

@@ -466,7 +466,7 @@ def test_cli_converts_task_workflow_api_and_png(tmp_path, capsys):
 def test_cli_convert_errors(tmp_path, capsys):
     (tmp_path / "task.json").write_text(json.dumps(TASK | {"hiresFix": True}))
     code, _, err = run_cli(capsys, "convert", tmp_path / "task.json", "--to", "workflow")
-    assert code == 1 and "hiresFix" in err
+    assert code == 2 and "$.hiresFix: not supported yet" in err  # as `sdxlkit validate` refuses it
     (tmp_path / "bad.png").write_bytes(encode(make_image()))
     code, _, err = run_cli(capsys, "convert", tmp_path / "bad.png", "--to", "task")
     assert code == 1 and "carries no task" in err

@@ -11,6 +11,7 @@ from typing import Callable
 from ..errors import Problem, SdxlKitError, TaskValidationError
 from ..images import file_reference
 from ..results import api_item
+from ..runnable import image_references
 from ..task.model import Task, parse_tasks
 from .outbound import OutboundPolicy, check_outbound
 
@@ -48,13 +49,6 @@ def read_request(body) -> Request:
 def engine_view(task: Task) -> Task:
     """The task without the fields the route handles itself (delivery, result shape, webhook, upload)."""
     return Task({k: v for k, v in task.data.items() if k not in ROUTE_FIELDS})
-
-
-def image_references(task: Task) -> list[tuple[str, str]]:
-    """(field path, reference) of every image a task reads."""
-    refs = [(f"inputs.{name}", task.data["inputs"][name]) for name in ("seedImage", "maskImage")
-            if name in task.data.get("inputs", {})]
-    return refs + [(f"controlNet[{i}].guideImage", c["guideImage"]) for i, c in enumerate(task.data.get("controlNet", []))]
 
 
 def check_image_files(task: Task, image_root: Path) -> None:

@@ -10,6 +10,7 @@ from .embeds import PromptEmbeds
 from .text_encoding import check_clip_skip, encode_chunks, execution_device
 
 WEIGHTINGS = ("sdEmbeds", "compel")
+BLANK = "__BLANK__"  # the format's positive prompt for an unguided image
 
 
 def _check_inputs(tokenizers, text_encoders, prompt, negative_prompt, weighting) -> None:
@@ -106,6 +107,10 @@ def encode_prompts(
     ``"compel"`` = compel's syntax and weighting (:mod:`sdxlkit.prompts.compel_backend`; needs the ``compel``
     package).
 
+    ``prompt`` ``"__BLANK__"`` (the format's unguided image): the unconditional embedding (what an absent negative
+    prompt gives: zeros, or the encoding of ``""`` without ``zero_negative_when_empty``) on both branches, whatever
+    the negative prompt; classifier-free guidance then leaves the unconditional prediction unchanged.
+
     Output dtype is the second encoder's; device ``device``, by default the second encoder's execution device
     (offload-aware; diffusers casts to ``text_encoder_2.dtype`` and moves to the pipeline's execution device).
     """
@@ -116,9 +121,12 @@ def encode_prompts(
     check_clip_skip(text_encoders, clip_skip)
     check_clip_skip(text_encoders, negative_clip_skip, "negative_clip_skip")
 
+    blank = prompt.strip() == BLANK
+    if blank:
+        prompt, negative_prompt, weighting = "", None, None
     zero_negative = guidance and negative_prompt is None and zero_negative_when_empty
     negative = None
-    if guidance and not zero_negative:
+    if guidance and not zero_negative and not blank:
         negative = negative_prompt if negative_prompt is not None else ""
 
     with torch.no_grad():
@@ -136,7 +144,11 @@ def encode_prompts(
     device = device if device is not None else execution_device(encoder_2)
     embeds = embeds.to(dtype=dtype, device=device)
     pooled = pooled.to(dtype=dtype, device=device)
-    if zero_negative:
+    if blank:
+        if zero_negative_when_empty:
+            embeds, pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
+        neg_embeds, neg_pooled = (embeds, pooled) if guidance else (None, None)
+    elif zero_negative:
         neg_embeds, neg_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
     elif neg_embeds is not None:
         neg_embeds = neg_embeds.to(dtype=dtype, device=device)

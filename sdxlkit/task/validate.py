@@ -5,6 +5,7 @@ Every problem is reported at once, each with its JSON path and what is allowed t
 
 from __future__ import annotations
 
+import difflib
 import json
 from functools import lru_cache
 from typing import Any, Iterable
@@ -75,6 +76,14 @@ def describe_allowed(schema: dict) -> str:
     return noun
 
 
+def close_matches(value: str, allowed: list) -> list[str]:
+    """Allowed strings that `value` probably meant: same letters in another case first, then near spellings."""
+    by_lower = {a.lower(): a for a in allowed if isinstance(a, str)}
+    if value.lower() in by_lower:
+        return [by_lower[value.lower()]]
+    return [by_lower[m] for m in difflib.get_close_matches(value.lower(), list(by_lower), n=3, cutoff=0.75)]
+
+
 def _problem_from_error(error, root: str) -> list[Problem]:
     path = _json_path(error.absolute_path, root)
     kind = error.validator
@@ -106,6 +115,9 @@ def _problem_from_error(error, root: str) -> list[Problem]:
             return []  # the type error of the same value is reported on its own
         present = [k for k in error.validator_value.get("required", []) if k in error.instance]
         return [Problem(path, f"set only one of {' or '.join(present)}: they are two ways to say the same thing")]
+    if kind == "enum" and isinstance(error.instance, str) and (near := close_matches(error.instance, error.validator_value)):
+        return [Problem(path, f"got {_show(error.instance)}; did you mean {' or '.join(map(_show, near))}? "
+                              f"(one of {len(error.validator_value)} values; case matters)")]
     if kind == "allOf":
         return [p for sub in error.context for p in _problem_from_error(sub, root)]
     return [Problem(path, f"got {_show(error.instance)}; allowed: {describe_allowed(error.schema)}")]

@@ -1,0 +1,117 @@
+"""Every check of a task that needs no model file, in one place for `sdxlkit run`, `sdxlkit validate`, `sdxlkit
+convert`, the task route and the ComfyUI node, so that they refuse the same tasks with the same messages: fields
+this engine cannot run yet, scheduler names with no faithful mapping, adapter options SDXL has no use for, image
+inputs and their geometry. Each problem names its JSON path (``$.scheduler``, ``$[1].inputs.seedImage``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from .errors import ImageInputError, Problem, TaskValidationError, UnsupportedScheduler
+from .images import load_image, to_mask, to_rgb
+from .task import schema
+from .task.model import Task
+
+URL_PREFIXES = ("http://", "https://")
+
+
+def task_root(index: int, count: int) -> str:
+    """The JSON path of task `index` of `count` read from one file: "$" for a lone task, "$[i]" in an array."""
+    return "$" if count == 1 else f"$[{index}]"
+
+
+def guide_image_key(index: int) -> str:
+    return f"controlNet[{index}].guideImage"
+
+
+def image_references(task: Task) -> list[tuple[str, str]]:
+    """(field path, reference) of every image a task reads."""
+    inputs = task.data.get("inputs", {})
+    refs = [(f"inputs.{name}", inputs[name]) for name in ("seedImage", "maskImage") if name in inputs]
+    return refs + [(guide_image_key(i), c["guideImage"]) for i, c in enumerate(task.data.get("controlNet", []))]
+
+
+def _not_executable(task: Task, root: str) -> list[Problem]:
+    # "deliveryMethod=async" names a field and the value that cannot run
+    return [Problem(f"{root}.{name.partition('=')[0]}",
+                    f"not supported yet: this version of sdxlkit cannot run {name}; remove it to run the task",
+                    "unsupportedParameter")
+            for name in task.not_executable_fields()]
+
+
+def _scheduler(task: Task, root: str) -> list[Problem]:
+    from .schedulers import check_scheduler
+
+    try:
+        check_scheduler(task.get("scheduler"))
+    except UnsupportedScheduler as exc:
+        return [Problem(f"{root}.scheduler", str(exc), "unsupportedScheduler")]
+    return []
+
+
+def _adapters(task: Task, root: str) -> list[Problem]:
+    """`transformer` picks a stage of two-stage (video) models; SDXL has one, so only "both" means something."""
+    both = schema.default("lora[].transformer")
+    return [Problem(f"{root}.lora[{i}].transformer", f"got {entry['transformer']!r}; SDXL has a single denoiser stage, "
+                    f"so only {both!r} (the default) applies: use {both!r} or leave the field out")
+            for i, entry in enumerate(task.data.get("lora", [])) if entry.get("transformer", both) != both]
+
+
+def field_problems(task: Task, root: str = "$") -> list[Problem]:
+    """What this engine cannot run yet, unmappable schedulers and adapter options SDXL has no use for."""
+    return _not_executable(task, root) + _scheduler(task, root) + _adapters(task, root)
+
+
+def geometry_problems(task: Task, images: dict[str, Image.Image], root: str = "$") -> list[Problem]:
+    """Sizes the images must agree on (only for the images given: an unread image is checked by whoever reads it)."""
+    problems = []
+    seed = images.get("seedImage")
+    width, height = task.get("width"), task.get("height")
+    if seed is not None and task.has("outpaint"):
+        o = task.data["outpaint"]
+        grown = (seed.width + o.get("left", 0) + o.get("right", 0), seed.height + o.get("top", 0) + o.get("bottom", 0))
+        if grown != (width, height):
+            problems.append(Problem(
+                f"{root}.outpaint", f"inputs.seedImage {seed.width}x{seed.height} extended by left/right/top/bottom "
+                f"gives {grown[0]}x{grown[1]}, but width x height is {width}x{height}; they must be equal"))
+    mask = images.get("maskImage")
+    if mask is not None and seed is not None and mask.size != seed.size:
+        problems.append(Problem(f"{root}.inputs.maskImage", f"is {mask.width}x{mask.height} but inputs.seedImage is "
+                                                            f"{seed.width}x{seed.height}; they must have the same size"))
+    return problems
+
+
+def read_images(task: Task, root: str = "$", *, base_dir: Path | None = None, allow_urls: bool = False,
+                skip_urls: bool = False) -> tuple[dict[str, Image.Image], list[Problem]]:
+    """The task's images, decoded (keys "seedImage", "maskImage", "controlNet[i].guideImage"), and a problem for
+    each that cannot be read. `skip_urls` leaves http(s) images out unread (`validate` does not download)."""
+    images, problems = {}, []
+    for field, ref in image_references(task):
+        if skip_urls and ref.startswith(URL_PREFIXES):
+            continue
+        try:
+            image = load_image(ref, field, allow_urls=allow_urls, base_dir=base_dir)
+        except ImageInputError as exc:
+            problems.append(Problem(f"{root}.{field}", str(exc).removeprefix(f"{field}: "), "invalidImage"))
+            continue
+        images[field.removeprefix("inputs.")] = to_mask(image) if field == "inputs.maskImage" else to_rgb(image)
+    return images, problems
+
+
+def check_runnable(task: Task, images: dict[str, Image.Image], root: str = "$") -> None:
+    """For images already decoded (the ComfyUI node): every field and geometry problem at once."""
+    problems = field_problems(task, root) + geometry_problems(task, images, root)
+    if problems:
+        raise TaskValidationError(problems)
+
+
+def check_task(task: Task, root: str = "$", *, base_dir: Path | None = None, allow_urls: bool = False,
+               skip_urls: bool = False) -> dict[str, Image.Image]:
+    """Every check that needs no model file, every problem reported at once; returns the decoded images."""
+    images, image_problems = read_images(task, root, base_dir=base_dir, allow_urls=allow_urls, skip_urls=skip_urls)
+    problems = field_problems(task, root) + image_problems + geometry_problems(task, images, root)
+    if problems:
+        raise TaskValidationError(problems)
+    return images
