@@ -9,6 +9,7 @@ follow the task route's path policy (files inside the input folder only, links f
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ..sdxlkit.api.body import read_body
@@ -61,6 +62,9 @@ async def post_convert(request):
         return web.json_response(await asyncio.to_thread(convert_body, body))  # decodes and writes images
     except SdxlKitError as exc:
         return error_json(exc, body.get("tasks") if isinstance(body, dict) else None)
+    except Exception as exc:  # a graph of unexpected shape: the client's to fix, logged for the operator
+        logging.warning("sdxlkit: cannot convert a document", exc_info=exc)
+        return error_json(SdxlKitError(f"cannot convert this document ({type(exc).__name__}: {exc})"))
 
 
 def register(routes) -> None:

@@ -69,8 +69,8 @@ def widget_problems(inputs: list, values: dict, fields: dict[str, str] | None = 
     fields = fields or {}
     problems = []
     for widget in inputs:
-        if widget.id not in values:
-            continue  # a linked input: its value is not known before execution
+        if values.get(widget.id) is None or getattr(widget, "force_input", False):
+            continue  # a linked input: ComfyUI passes None, its value is not known before execution
         value = values[widget.id]
         problem = _declared_problem(widget, value)
         path = fields.get(widget.id, getattr(widget, "schema_path", None))

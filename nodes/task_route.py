@@ -38,7 +38,6 @@ def _inline_images(max_bytes: int) -> InlineImages:
     global _inline
     if _inline is None:
         _inline = InlineImages(options().input_dir, max_bytes)
-        _inline.clear()
     _inline.max_bytes = max_bytes
     return _inline
 
@@ -200,5 +199,6 @@ async def get_status(request):
 
 
 def register(routes) -> None:
+    _inline_images(0).clear()  # what an earlier server process left; no task of this one uses it
     routes.post(ROUTE)(post_tasks)
     routes.get(ROUTE + "/status")(get_status)
