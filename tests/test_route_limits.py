@@ -333,3 +333,16 @@ def test_widget_values_are_checked_with_messages_naming_input_and_allowed_values
     assert issubclass(SDXLKitLoader, CheckedNode)
     assert widget_problems(SDXLKitSave.define_schema().inputs, {"output_quality": math.inf, "filename_prefix": "x"}) == [
         "output_quality: got inf; allowed: an integer"]
+
+
+@pytest.mark.parametrize("fields,path", [
+    ({"model": "/etc/passwd"}, "$.model"),
+    ({"model": "../../secret.safetensors"}, "$.model"),
+    ({"vae": "~/vae.safetensors"}, "$.vae"),
+    ({"lora": [{"model": "loras/../../x.safetensors"}]}, "$.lora[0].model"),
+])
+def test_model_paths_out_of_the_models_folder_are_refused_before_any_lookup(fields, path, tmp_path):
+    looked = []
+    with pytest.raises(SdxlKitError) as info:
+        admit([task(**fields)], looked.append, OutboundPolicy(), tmp_path)
+    assert looked == [] and [p.path for p in info.value.error.problems] == [path]

@@ -137,12 +137,28 @@ def hold_inline_images(task: Task, store: InlineImages, holder: str) -> Task:
     return Task(data)
 
 
-def _model_field(task: Task, error: ModelNotFound) -> str | None:
-    """The task field holding the model reference an error names."""
+def _model_references(task: Task) -> list[tuple[str, str]]:
+    """(field, reference) of every model a task names."""
     fields = [("model", task.get("model")), ("vae", task.get("vae"))]
     fields += [(f"lora[{i}].model", e.get("model")) for i, e in enumerate(task.data.get("lora", []))]
     fields += [(f"controlNet[{i}].model", e.get("model")) for i, e in enumerate(task.data.get("controlNet", []))]
-    return next((name for name, ref in fields if ref and repr(ref) in str(error)), None)
+    return [(name, ref) for name, ref in fields if isinstance(ref, str) and ref]
+
+
+def confine_models(task: Task) -> None:
+    """A request names models by id or by a name inside ComfyUI's models folders: an absolute path or one that climbs
+    out with '..' is refused before anything looks for it, so no answer tells whether it exists."""
+    problems = [Problem(f"$.{name}", "must be a model id or a file name inside ComfyUI's models folder (absolute paths "
+                                     "and '..' are refused)")
+                for name, ref in _model_references(task)
+                if Path(ref).is_absolute() or ref.startswith(("~", "file:")) or ".." in Path(ref).parts]
+    if problems:
+        raise TaskValidationError(problems)
+
+
+def _model_field(task: Task, error: ModelNotFound) -> str | None:
+    """The task field holding the model reference an error names."""
+    return next((name for name, ref in _model_references(task) if repr(ref) in str(error)), None)
 
 
 def admit(tasks: list[dict], check: Callable[[Task], None], policy: OutboundPolicy, image_root: Path,
@@ -157,6 +173,7 @@ def admit(tasks: list[dict], check: Callable[[Task], None], policy: OutboundPoli
             try:
                 entry.targets = {name: check_outbound(task.data[name], name, policy) for name in OUTBOUND_FIELDS
                                  if task.has(name)}
+                confine_models(task)
                 task = confine_images(task, image_root)
                 if store is not None:
                     task = hold_inline_images(task, store, entry.holder)
