@@ -7,7 +7,10 @@ after, and the route's live watchers afterwards (must be 0).
     python bench/route_load.py --url http://127.0.0.1:8188 --pid <server pid> --model <checkpoint name>
 
 With --comfyui it starts its own server (127.0.0.1, a free port, a temporary --base-directory) on a tiny
-random-weight model and stops it afterwards.
+random-weight model and stops it afterwards. The tasks differ only in taskUUID, so after the first run ComfyUI's cache
+serves the sampling and each prompt re-runs only the Save node (which writes the task's own file): this measures the
+route, its watchers and the queue, not the sampler. --distinct-seeds gives every task its own seed (every task
+samples; minutes on a busy CPU).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -74,14 +78,14 @@ def _start_server(comfyui: str, python: str, base: Path) -> tuple[subprocess.Pop
     raise SystemExit("ComfyUI did not answer in 300 s")
 
 
-def run(url: str, pid: int, model: str, clients: int, tasks: int, cancel_share: float) -> int:
+def run(url: str, pid: int, model: str, clients: int, tasks: int, cancel_share: float, distinct_seeds: bool) -> int:
     def task(uuid_: str, seed: int) -> dict:
         return {"taskType": "imageInference", "taskUUID": uuid_, "model": model, "positivePrompt": "a lighthouse at dusk",
                 "width": 128, "height": 128, "steps": 3, "seed": seed, "deliveryMethod": "async",
                 "outputType": "base64Data", "outputFormat": "PNG"}
 
     # one warm-up task, so the model is loaded before RSS is measured
-    _call(url + "/sdxlkit/v1", [task(str(uuid.uuid4()), 0) | {"deliveryMethod": "sync"}], timeout=600)
+    _call(url + "/sdxlkit/v1", [task(str(uuid.uuid4()), 0) | {"deliveryMethod": "sync"}], timeout=900)
     rss_before = _rss_mib(pid)
     uuids = [str(uuid.uuid4()) for _ in range(tasks)]
     per_client = [uuids[i::clients] for i in range(clients)]
@@ -90,7 +94,7 @@ def run(url: str, pid: int, model: str, clients: int, tasks: int, cancel_share: 
 
     def client(mine: list[str]) -> None:
         for uuid_ in mine:
-            status, body = _call(url + "/sdxlkit/v1", [task(uuid_, uuids.index(uuid_) + 1)])
+            status, body = _call(url + "/sdxlkit/v1", [task(uuid_, uuids.index(uuid_) + 1 if distinct_seeds else 0)])
             if status != 200:
                 refused.append((uuid_, status, body))
 
@@ -117,13 +121,13 @@ def run(url: str, pid: int, model: str, clients: int, tasks: int, cancel_share: 
     pending = set(uuids) - {u for u, _, _ in refused}
     deadline = time.monotonic() + 900
     while pending and time.monotonic() < deadline:
-        for uuid_ in list(pending):
-            _, body = _call(url + "/sdxlkit/v1", [{"taskType": "getResponse", "taskUUID": uuid_}])
-            state = (body["errors"][0]["code"] if body.get("errors") else body["data"][0]["status"])
-            if state != "processing":
-                states[state] = states.get(state, 0) + 1
-                pending.discard(uuid_)
-        time.sleep(0.5)
+        _, body = _call(url + "/sdxlkit/v1", [{"taskType": "getResponse", "taskUUID": u} for u in pending])
+        finished = [(d["taskUUID"], d["status"]) for d in body.get("data", []) if d["status"] != "processing"]
+        finished += [(e["taskUUID"], e["code"]) for e in body.get("errors", [])]
+        for uuid_, state in dict(finished).items():  # a task of several images answers once per image
+            states[state] = states.get(state, 0) + 1
+            pending.discard(uuid_)
+        time.sleep(1)
     ended = time.monotonic() - started
     status = _call(url + "/sdxlkit/v1/status")[1]
     rss_after = _rss_mib(pid)
@@ -149,16 +153,18 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--cancel", type=float, default=0.25)
+    parser.add_argument("--distinct-seeds", action="store_true")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so a stopped run still stops its server
     if args.url:
-        raise SystemExit(run(args.url, args.pid or 0, args.model, args.clients, args.tasks, args.cancel))
+        raise SystemExit(run(args.url, args.pid or 0, args.model, args.clients, args.tasks, args.cancel, args.distinct_seeds))
     if not args.comfyui:
         parser.error("give --comfyui PATH or --url URL --pid PID")
     python = args.python or str(Path(args.comfyui).parent / "venv" / "bin" / "python")
     with tempfile.TemporaryDirectory(prefix="sdxlkit-load-") as base:
         process, url = _start_server(args.comfyui, python, Path(base))
         try:
-            code = run(url, process.pid, args.model, args.clients, args.tasks, args.cancel)
+            code = run(url, process.pid, args.model, args.clients, args.tasks, args.cancel, args.distinct_seeds)
         finally:
             process.terminate()
             process.wait(timeout=60)
