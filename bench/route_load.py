@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -98,30 +97,23 @@ def run(url: str, pid: int, model: str, clients: int, tasks: int, cancel_share: 
             if status != 200:
                 refused.append((uuid_, status, body))
 
-    cancelled_ids: list[str] = []
-
-    def canceller() -> None:
-        """Deletes pending prompts of the route until a quarter of the tasks are cancelled."""
-        want = int(tasks * cancel_share)
-        while len(cancelled_ids) < want and time.monotonic() - started < 120:
-            pending = _call(url + "/queue")[1]["queue_pending"]
-            picks = [item[1] for item in sorted(pending)[-(want - len(cancelled_ids)):]] if pending else []
-            if picks:
-                _call(url + "/queue", {"delete": picks})
-                cancelled_ids.extend(picks)
-            time.sleep(0.05)
-
-    cancel_thread = threading.Thread(target=canceller)
-    cancel_thread.start()
+    # a longer task first keeps ComfyUI's worker busy while the clients post, so the cancelled quarter is still pending
+    blocker = str(uuid.uuid4())
+    _call(url + "/sdxlkit/v1", [task(blocker, 12345) | {"width": 512, "height": 512, "steps": 30}])
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(client, per_client))
     posted = time.monotonic() - started
-    cancel_thread.join()
+    to_cancel = set(uuids[::int(round(1 / cancel_share))]) if cancel_share else set()
+    queued = _call(url + "/queue")[1]["queue_pending"]
+    cancelled_ids = [item[1] for item in queued if item[3].get("sdxlkit_task_uuid") in to_cancel]
+    _call(url + "/queue", {"delete": cancelled_ids})
+    uuids.append(blocker)
     states: dict[str, int] = {}
     pending = set(uuids) - {u for u, _, _ in refused}
     deadline = time.monotonic() + 900
     while pending and time.monotonic() < deadline:
-        _, body = _call(url + "/sdxlkit/v1", [{"taskType": "getResponse", "taskUUID": u} for u in pending])
+        batch = list(pending)[:100]  # a request takes at most 100 tasks, polls included
+        _, body = _call(url + "/sdxlkit/v1", [{"taskType": "getResponse", "taskUUID": u} for u in batch])
         finished = [(d["taskUUID"], d["status"]) for d in body.get("data", []) if d["status"] != "processing"]
         finished += [(e["taskUUID"], e["code"]) for e in body.get("errors", [])]
         for uuid_, state in dict(finished).items():  # a task of several images answers once per image
@@ -131,8 +123,9 @@ def run(url: str, pid: int, model: str, clients: int, tasks: int, cancel_share: 
     ended = time.monotonic() - started
     status = _call(url + "/sdxlkit/v1/status")[1]
     rss_after = _rss_mib(pid)
-    print(f"tasks posted: {tasks} by {clients} clients in {posted:.1f} s; refused at admission: {len(refused)}")
-    print(f"prompts deleted from ComfyUI's queue: {len(cancelled_ids)}")
+    print(f"tasks posted: {tasks} by {clients} clients in {posted:.1f} s (+1 longer task first); "
+          f"refused at admission: {len(refused)}")
+    print(f"prompts deleted from ComfyUI's queue while pending: {len(cancelled_ids)} (a quarter: {len(to_cancel)})")
     print("final states: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())) + f"; still processing: {len(pending)}")
     print(f"all ended after {ended:.1f} s")
     print(f"server RSS: {rss_before:.0f} MiB before, {rss_after:.0f} MiB after")
