@@ -127,11 +127,14 @@ async def _watch(entry: Admitted, prompt_id: str, save_node: str, base_url: str)
         await _deliver(entry, items, images)
 
 
+def _refuse_running(uuids: list) -> None:
+    for uuid in uuids:
+        if isinstance(uuid, str) and JOBS.active(uuid):
+            raise TaskRefused(SdxlKitError(f"taskUUID {uuid} is still processing; give each task its own"), uuid)
+
+
 async def _admit_and_convert(request_tasks: list[dict], config) -> list[tuple]:
-    for task in request_tasks:
-        if isinstance(task.get("taskUUID"), str) and JOBS.active(task["taskUUID"]):
-            raise TaskRefused(SdxlKitError(f"taskUUID {task['taskUUID']} is still processing; give each task its own"),
-                              task["taskUUID"])
+    _refuse_running([task.get("taskUUID") for task in request_tasks])
     store = _inline_images(config.inline_images_bytes)
     admitted = await asyncio.to_thread(admit, request_tasks, _check, config.outbound, options().input_dir, store)
     try:
@@ -143,6 +146,7 @@ async def _admit_and_convert(request_tasks: list[dict], config) -> list[tuple]:
             except SdxlKitError as exc:
                 raise TaskRefused(exc, entry.task.uuid) from None
             queued.append((entry, prompt, prompt_id, outputs))
+        _refuse_running([entry.task.uuid for entry in admitted])  # sent meanwhile by another request; no await follows
     except BaseException:
         for entry in admitted:
             store.release(entry.holder)
@@ -152,22 +156,22 @@ async def _admit_and_convert(request_tasks: list[dict], config) -> list[tuple]:
 
 async def post_tasks(request):
     body = None
+    data, errors = [], []
     try:
         config = route_config()
         body = await read_body(request, config.max_body_bytes)
         parsed = read_request(body, config.max_tasks)
+        for task_uuid in parsed.polls:  # answered before any task is admitted, so a 404 leaves nothing behind
+            answer, status = response_for(JOBS.get(task_uuid), task_uuid)
+            if status != 200:
+                return _json(answer, status)
+            data += answer.get("data", [])
+            errors += answer.get("errors", [])
         queued = await _admit_and_convert(parsed.tasks, config) if parsed.tasks else []
     except TaskRefused as exc:
         return error_json(exc.error, body, exc.task_uuid)
     except Exception as exc:  # an unexpected one is logged and answered 500 in the API's shape
         return error_json(exc, body)
-    data, errors = [], []
-    for task_uuid in parsed.polls:
-        answer, status = response_for(JOBS.get(task_uuid), task_uuid)
-        if status != 200:
-            return _json(answer, status)
-        data += answer.get("data", [])
-        errors += answer.get("errors", [])
     base_url = _base_url(config.public_url)
     waits = []
     for entry, prompt, prompt_id, outputs in queued:

@@ -336,7 +336,7 @@ def test_fuzzed_requests_get_only_4xx_json_errors_or_are_accepted(server):
     url, _ = server
     accepted = []
 
-    @settings(max_examples=int(os.environ.get("SDXLKIT_FUZZ_EXAMPLES", "150")), deadline=None, database=None,
+    @settings(max_examples=int(os.environ.get("SDXLKIT_FUZZ_EXAMPLES", "100")), deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(_fuzz_strategy())
     def check(case):
