@@ -99,7 +99,7 @@ def run(url: str, pid: int, model: str, clients: int, tasks: int, cancel_share: 
 
     # a longer task first keeps ComfyUI's worker busy while the clients post, so the cancelled quarter is still pending
     blocker = str(uuid.uuid4())
-    _call(url + "/sdxlkit/v1", [task(blocker, 12345) | {"width": 512, "height": 512, "steps": 30}])
+    _call(url + "/sdxlkit/v1", [task(blocker, 12345) | {"width": 256, "height": 256, "steps": 12}])
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(client, per_client))
     posted = time.monotonic() - started
