@@ -25,6 +25,23 @@ async function convert(body) {
   return data;
 }
 
+async function serverConfig() {
+  const response = await api.fetchApi("/sdxlkit/v1/status");
+  return response.ok ? response.json() : null;
+}
+
+function serverSettingText() {
+  const text = Object.assign(document.createElement("span"), { textContent: "..." });
+  serverConfig()
+    .then((config) => {
+      text.textContent = !config ? "unknown (the server did not answer)"
+        : `${config.outbound ? "on" : "off"}; private addresses ${config.outboundPrivate ? "allowed" : "refused"}; `
+          + `at most ${config.maxTasks} tasks and ${config.maxBodyMB} MiB per request`;
+    })
+    .catch(() => { text.textContent = "unknown (the server did not answer)"; });
+  return text;
+}
+
 function download(text, name) {
   const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
   const link = Object.assign(document.createElement("a"), { href: url, download: name });
@@ -91,8 +108,9 @@ app.registerExtension({
   settings: [
     { id: SETTING.destination, name: "Export task JSON to", type: "combo", options: ["download", "clipboard"], defaultValue: "download", category: ["sdxlkit", "Export", "Destination"] },
     { id: SETTING.images, name: "Images in exported tasks", type: "combo", options: ["data_uri", "file"], defaultValue: "data_uri", category: ["sdxlkit", "Export", "Images"], tooltip: "data_uri: PNG data URIs (self-contained); file: names of files in ComfyUI's input folder" },
-    { id: "sdxlkit.Outbound.Enabled", name: "Let tasks send results to webhookURL / uploadEndpoint", type: "boolean", defaultValue: false, category: ["sdxlkit", "Outbound", "Enabled"] },
-    { id: "sdxlkit.Outbound.AllowPrivate", name: "...also to loopback and private addresses", type: "boolean", defaultValue: false, category: ["sdxlkit", "Outbound", "Private"] },
+    // Shown, never stored: only the server's operator sets these (SDXLKIT_OUTBOUND, SDXLKIT_OUTBOUND_PRIVATE or the
+    // pack's sdxlkit.json), so no client can turn sending results to URLs on.
+    { id: "sdxlkit.Outbound.Server", name: "Sending results to webhookURL / uploadEndpoint (set on the server)", type: serverSettingText, defaultValue: "", category: ["sdxlkit", "Outbound", "Server"] },
   ],
   commands: [
     { id: "sdxlkit.ExportTaskJSON", label: "Export task JSON", icon: "pi pi-download", function: exportTasks },

@@ -3,19 +3,22 @@
 Body: {"to": "task", "workflow": UI workflow, "prompt": API prompt, "images": "data_uri"|"file"} answers
 {"tasks": [...]} (the UI workflow is preferred: it keeps each task's taskUUID); {"to": "workflow"|"api",
 "tasks": task or array} answers {"workflow": ...} or {"prompt": ...}, with the tasks' images written to ComfyUI's
-input folder. Errors come back in the API's shape with status 400.
+input folder. Errors come back in the API's shape with status 400 (413 past the body size limit); image file names
+follow the task route's path policy (files inside the input folder only, links followed before checking).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from ..sdxlkit.api.errors import error_response
-from ..sdxlkit.api.service import check_image_files
+from ..sdxlkit.api.body import read_body
+from ..sdxlkit.api.service import confine_images
 from ..sdxlkit.errors import SdxlKitError
 from ..sdxlkit.graph.convert import graph_to_tasks, tasks_to_api, tasks_to_workflow
 from ..sdxlkit.graph.mapping import ConvertOptions
 from ..sdxlkit.task.model import parse_tasks
+from .settings import error_json, route_config
 
 ROUTE = "/sdxlkit/v1/convert"
 
@@ -41,27 +44,27 @@ def convert_body(body) -> dict:
         if "tasks" not in body:
             raise SdxlKitError(f"'to': {to!r} needs 'tasks': a task object or an array of tasks")
         folders = options()
-        for task in parse_tasks(body["tasks"]):
-            check_image_files(task, folders.input_dir)
+        tasks = [confine_images(task, folders.input_dir).data for task in parse_tasks(body["tasks"])]
         if to == "workflow":
-            return {"workflow": tasks_to_workflow(body["tasks"], folders)}
-        return {"prompt": tasks_to_api(body["tasks"], folders)}
+            return {"workflow": tasks_to_workflow(tasks, folders)}
+        return {"prompt": tasks_to_api(tasks, folders)}
     raise SdxlKitError(f"'to' must be one of task, workflow, api (got {to!r})")
 
 
 async def post_convert(request):
+    import asyncio
+
     from aiohttp import web
 
+    body = None
     try:
-        body = await request.json()
-    except Exception:
-        answer, status = error_response(SdxlKitError("the request body is not valid JSON"))
-        return web.json_response(answer, status=status)
-    try:
-        return web.json_response(convert_body(body))
+        body = await read_body(request, route_config().max_body_bytes)
+        return web.json_response(await asyncio.to_thread(convert_body, body))  # decodes and writes images
     except SdxlKitError as exc:
-        answer, status = error_response(exc, body.get("tasks") if isinstance(body, dict) else None)
-        return web.json_response(answer, status=status)
+        return error_json(exc, body.get("tasks") if isinstance(body, dict) else None)
+    except Exception as exc:  # a graph of unexpected shape: the client's to fix, logged for the operator
+        logging.warning("sdxlkit: cannot convert a document", exc_info=exc)
+        return error_json(SdxlKitError(f"cannot convert this document ({type(exc).__name__}: {exc})"))
 
 
 def register(routes) -> None:

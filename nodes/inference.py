@@ -15,6 +15,8 @@ from ..sdxlkit.runner import generate_task, guide_image_key
 from ..sdxlkit.task.model import parse_tasks
 from . import host
 from ._api import io
+from .input_checks import CheckedNode
+from .prompt_meta import kept_task_uuid
 from .tensors import image_to_pil, mask_to_pil
 from .types import ControlStack, LoraStack, SdxlModel
 from .widgets import combo_widget, float_widget, int_widget
@@ -26,7 +28,9 @@ def _png_data_uri(image) -> str:
     return data_uri(buffer.getvalue(), "PNG")
 
 
-class SDXLKitInference(io.ComfyNode):
+class SDXLKitInference(CheckedNode):
+    WIDGET_FIELDS = {"positive_prompt": "positivePrompt"}
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -73,8 +77,7 @@ class SDXLKitInference(io.ComfyNode):
     def _task_uuid(cls) -> str:
         """The taskUUID kept in the node's _meta by task -> graph conversion (a prompt from the task route), or a new one."""
         prompt, node_id = (cls.hidden.prompt, cls.hidden.unique_id) if cls.hidden is not None else (None, None)
-        kept = ((prompt or {}).get(str(node_id)) or {}).get("_meta", {}).get("taskUUID")
-        return kept if isinstance(kept, str) and kept else str(uuid.uuid4())
+        return kept_task_uuid(prompt, node_id) or str(uuid.uuid4())
 
     @classmethod
     def execute(cls, model, seed_image=None, mask_image=None, lora_stack=None, control_stack=None,

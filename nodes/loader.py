@@ -13,6 +13,7 @@ from ..sdxlkit.loading.precision import PRECISIONS
 from ..sdxlkit.registry import ModelsDir
 from . import host
 from ._api import io
+from .input_checks import CheckedNode
 from .types import SdxlModel
 
 
@@ -27,7 +28,7 @@ class LoadedModel:
     vae_ref: str | None
 
 
-class SDXLKitLoader(io.ComfyNode):
+class SDXLKitLoader(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(

@@ -9,6 +9,8 @@ from ..sdxlkit.images import FORMATS
 from ..sdxlkit.metadata import TASK_KEY, encode_with_metadata
 from ..sdxlkit.results import seeded_task, write_atomic
 from ._api import io, ui
+from .input_checks import CheckedNode
+from .prompt_meta import source_task_uuid
 from .tensors import image_to_pil
 from .widgets import combo_widget, int_widget
 
@@ -24,7 +26,7 @@ def _texts(prompt, extra_pnginfo, task_data: dict | None) -> dict[str, str]:
     return texts
 
 
-class SDXLKitSave(io.ComfyNode):
+class SDXLKitSave(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -41,7 +43,7 @@ class SDXLKitSave(io.ComfyNode):
                 io.String.Input("task", optional=True, force_input=True, tooltip="task JSON from SDXL Inference"),
             ],
             outputs=[],
-            hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
+            hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo, io.Hidden.unique_id],
             is_output_node=True,
         )
 
@@ -52,6 +54,10 @@ class SDXLKitSave(io.ComfyNode):
         task_data = None
         if task:
             task_data = json.loads(task) | {"outputFormat": output_format, "outputQuality": output_quality}
+            # the task string may come from ComfyUI's cache of an identical earlier run with another taskUUID
+            kept = source_task_uuid(getattr(cls.hidden, "prompt", None), getattr(cls.hidden, "unique_id", None), "task")
+            if kept:
+                task_data["taskUUID"] = kept
         folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(
             filename_prefix, folder_paths.get_output_directory(), images.shape[2], images.shape[1])
         results = []

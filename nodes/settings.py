@@ -1,35 +1,43 @@
-"""Server-side reading of the pack's settings (declared in js/sdxlkit.js, stored by ComfyUI per user). Environment
-variables override them for headless servers: SDXLKIT_OUTBOUND=1, SDXLKIT_OUTBOUND_PRIVATE=1."""
+"""The pack's server-side configuration (sdxlkit.api.config: environment variables or the pack's sdxlkit.json, never
+a user setting the HTTP API could change) and the routes' error answers."""
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 from pathlib import Path
 
-from ..sdxlkit.api.outbound import OutboundPolicy
+from ..sdxlkit.api.config import RouteConfig, config_path, load_config
+from ..sdxlkit.api.errors import error_response, without_paths
 
-OUTBOUND_ENABLED = "sdxlkit.Outbound.Enabled"
-OUTBOUND_PRIVATE = "sdxlkit.Outbound.AllowPrivate"
+PACK_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _user_settings() -> dict:
+def route_config() -> RouteConfig:
+    """Read on every request, so an operator's change to the file applies without a restart."""
+    return load_config(dict(os.environ), config_path(PACK_ROOT))
+
+
+def _folder_roles() -> dict[str, str]:
     import folder_paths
 
-    path = Path(folder_paths.get_user_directory()) / "default" / "comfy.settings.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
+    roles = {str(PACK_ROOT): "the sdxlkit pack", folder_paths.base_path: "the ComfyUI folder",
+             folder_paths.models_dir: "models", folder_paths.get_input_directory(): "the input folder",
+             folder_paths.get_output_directory(): "the output folder", folder_paths.get_temp_directory(): "the temp folder"}
+    for kind in ("checkpoints", "vae", "loras", "controlnet", "diffusers"):
+        for folder in folder_paths.get_folder_paths(kind):
+            roles.setdefault(folder, f"models/{kind}")
+    return {os.path.abspath(k): v for k, v in roles.items()} | {os.path.realpath(k): v for k, v in roles.items()}
 
 
-def _flag(env: str, setting: str, settings: dict) -> bool:
-    if env in os.environ:
-        return os.environ[env].strip().lower() in ("1", "true", "yes", "on")
-    return bool(settings.get(setting, False))
+def error_json(error: Exception, tasks=None, task_uuid: str | None = None):
+    """The API-shaped error answer; messages name the server's folders by role and show no other path."""
+    from aiohttp import web
 
-
-def outbound_policy() -> OutboundPolicy:
-    settings = _user_settings()
-    return OutboundPolicy(enabled=_flag("SDXLKIT_OUTBOUND", OUTBOUND_ENABLED, settings),
-                          allow_private=_flag("SDXLKIT_OUTBOUND_PRIVATE", OUTBOUND_PRIVATE, settings))
+    if not isinstance(error, ValueError):
+        logging.exception("sdxlkit: unexpected error in a route", exc_info=error)
+    body, status = error_response(error, tasks, task_uuid)
+    roles = _folder_roles()
+    for entry in body["errors"]:
+        entry["message"] = without_paths(entry["message"], roles)
+    return web.json_response(body, status=status)

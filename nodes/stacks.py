@@ -12,6 +12,7 @@ from ..sdxlkit.graph import controlnet_node, lora_node
 from ..sdxlkit.registry import ModelsDir
 from . import host
 from ._api import io
+from .input_checks import CheckedNode
 from .tensors import image_to_pil
 from .types import ControlStack, LoraStack
 from .widgets import combo_widget, float_widget
@@ -33,7 +34,7 @@ def _entry(kind: str, name: str, values: dict, image: Image.Image | None = None)
     return StackEntry(values, path, ModelsDir(host.models_root()).reference_for(path, kind), image)
 
 
-class SDXLKitLoraStack(io.ComfyNode):
+class SDXLKitLoraStack(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -57,7 +58,7 @@ class SDXLKitLoraStack(io.ComfyNode):
         return io.NodeOutput([*(lora_stack or []), _entry("loras", lora_name, values)])
 
 
-class SDXLKitControlNet(io.ComfyNode):
+class SDXLKitControlNet(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from ..sdxlkit.results import write_atomic
 from ._api import io, ui
+from .input_checks import CheckedNode
 
 
-class SDXLKitTaskExport(io.ComfyNode):
+class SDXLKitTaskExport(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(

@@ -1,4 +1,5 @@
-"""Node widgets whose range, step and default come from the imageInference schema (one source of truth)."""
+"""Node widgets whose range, step and default come from the imageInference schema (one source of truth). Each keeps
+its field's path as `schema_path`, so nodes/input_checks.py checks its value by the field's rules at queue time."""
 
 from __future__ import annotations
 
@@ -22,14 +23,19 @@ def int_widget(id: str, path: str, **kwargs) -> io.Int.Input:
     b.setdefault("step", schema.field(path).get("multipleOf", 1))
     if b["default"] is None:
         b["default"] = b["min"]
-    return io.Int.Input(id, **b)
+    return _keeps_path(io.Int.Input(id, **b), path)
+
+
+def _keeps_path(widget, path: str):
+    widget.schema_path = path
+    return widget
 
 
 def float_widget(id: str, path: str, step: float = 0.01, **kwargs) -> io.Float.Input:
     b = _bounds(path)
     b.update(kwargs)
-    return io.Float.Input(id, step=step, round=step, **b)
+    return _keeps_path(io.Float.Input(id, step=step, round=step, **b), path)
 
 
 def combo_widget(id: str, path: str, **kwargs) -> io.Combo.Input:
-    return io.Combo.Input(id, options=schema.enum(path), default=schema.default(path), **kwargs)
+    return _keeps_path(io.Combo.Input(id, options=schema.enum(path), default=schema.default(path), **kwargs), path)

@@ -14,12 +14,20 @@ from .errors import ImageInputError
 
 _DATA_URI = re.compile(r"^data:image/[\w.+-]+;base64,(?P<data>.*)$", re.DOTALL)
 MAX_URL_BYTES = 50 * 1024 * 1024
+MAX_PIXELS = 4096 * 4096  # an input image's decoded size, checked from its header before any pixel is decoded
 FORMATS = {"JPG": ("JPEG", "image/jpeg", "jpg"), "PNG": ("PNG", "image/png", "png"), "WEBP": ("WEBP", "image/webp", "webp")}
 
 
 def _open(data: bytes, field: str) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data))
+    except Exception as exc:
+        raise ImageInputError(f"{field}: the data is not a readable image ({exc})") from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ImageInputError(f"{field}: the image is {width}x{height}; input images may have at most {MAX_PIXELS} "
+                              f"pixels (4096x4096); scale it down first")
+    try:
         image.load()
     except Exception as exc:
         raise ImageInputError(f"{field}: the data is not a readable image ({exc})") from None

@@ -9,7 +9,7 @@ import pytest
 from sdxlkit.api.errors import error_response
 from sdxlkit.api.jobs import Jobs, response_for
 from sdxlkit.api.outbound import OutboundPolicy, check_outbound
-from sdxlkit.api.service import TaskRefused, admit, check_image_files, engine_view, read_request, results
+from sdxlkit.api.service import TaskRefused, admit, confine_images, engine_view, read_request, results
 from sdxlkit.errors import ImageInputError, ModelNotFound, SdxlKitError, TaskValidationError
 from sdxlkit.runnable import check_runnable
 from sdxlkit.task.model import Task
@@ -52,21 +52,22 @@ def test_a_task_the_engine_refuses_is_refused_before_any_is_queued():
 
 def test_admitted_tasks_get_a_seed_and_the_engine_sees_no_delivery_fields():
     seen = []
-    (admitted,) = admit([task(0, deliveryMethod="async", outputType="base64Data", includeCost=True)], seen.append, OutboundPolicy(), ROOT)
+    (entry,) = admit([task(0, deliveryMethod="async", outputType="base64Data", includeCost=True)], seen.append, OutboundPolicy(), ROOT)
+    admitted = entry.task
     assert isinstance(admitted.data["seed"], int) and 0 <= admitted.data["seed"] < 2**32
     assert not {"deliveryMethod", "outputType", "includeCost"} & set(seen[0].data)
     assert set(engine_view(admitted).data) == set(admitted.data) - {"deliveryMethod", "outputType", "includeCost"}
     (kept,) = admit([task(0, seed=5)], lambda t: None, OutboundPolicy(), ROOT)
-    assert kept.data["seed"] == 5
+    assert kept.task.data["seed"] == 5
 
 
 def test_unsupported_fields_and_internal_errors_have_their_own_codes():
     with pytest.raises(TaskValidationError) as info:
-        check_runnable(Task(task(1, hiresFix={}, scheduler="IPNDMScheduler")), {})
+        check_runnable(Task(task(1, acceleratorOptions={}, scheduler="IPNDMScheduler")), {})
     body, status = error_response(info.value, [task(0), task(1)], task_uuid=UUIDS[1])
     by_parameter = {e["parameter"]: e for e in body["errors"]}
-    assert status == 400 and set(by_parameter) == {"hiresFix", "scheduler"}
-    assert by_parameter["hiresFix"]["code"] == "unsupportedParameter" and by_parameter["scheduler"]["code"] == "unsupportedScheduler"
+    assert status == 400 and set(by_parameter) == {"acceleratorOptions", "scheduler"}
+    assert by_parameter["acceleratorOptions"]["code"] == "unsupportedParameter" and by_parameter["scheduler"]["code"] == "unsupportedScheduler"
     assert {e["taskUUID"] for e in body["errors"]} == {UUIDS[1]}  # the task checked, in a request of two
     body, status = error_response(RuntimeError("CUDA out of memory"), task_uuid=UUIDS[0])
     assert status == 500 and body["errors"][0]["code"] == "internalError"
@@ -99,12 +100,12 @@ def test_admit_checks_outbound_fields_with_the_policy():
 
 
 def test_requests_split_into_tasks_and_polls():
-    parsed = read_request([task(0), {"taskType": "getResponse", "taskUUID": UUIDS[1]}])
+    parsed = read_request([task(0), {"taskType": "getResponse", "taskUUID": UUIDS[1]}], 100)
     assert [t["taskUUID"] for t in parsed.tasks] == [UUIDS[0]] and parsed.polls == [UUIDS[1]]
-    assert read_request(task(0)).tasks == [task(0)]
+    assert read_request(task(0), 100).tasks == [task(0)]
     for bad in ([], [1, 2], "text", [{"taskType": "getResponse"}]):
         with pytest.raises(SdxlKitError):
-            read_request(bad)
+            read_request(bad, 100)
 
 
 def test_results_follow_output_type_and_seed_order():
@@ -137,14 +138,23 @@ def test_jobs_report_processing_success_error_and_unknown():
 def test_requests_may_name_image_files_only_inside_the_input_folder(tmp_path):
     from sdxlkit.task.model import Task
 
+    root = tmp_path / "input"
+    root.mkdir()
+    (root / "harbor.png").write_bytes((ROOT / "harbor.png").read_bytes())
     secret = tmp_path / "secret.png"
     secret.write_bytes((ROOT / "harbor_mask.png").read_bytes())
-    uri = "data:image/png;base64," + base64.b64encode((ROOT / "harbor_mask.png").read_bytes()).decode()
-    check_image_files(Task(task(0, inputs={"seedImage": "harbor.png", "maskImage": uri})), ROOT)
-    for ref in (str(secret), os.path.relpath(secret, ROOT), f"file://{secret}"):
-        with pytest.raises(TaskValidationError, match="outside ComfyUI's input folder") as info:
-            check_image_files(Task(task(0, controlNet=[{"model": "c", "guideImage": ref}])), ROOT)
+    (root / "link.png").symlink_to(secret)  # a link inside the folder to a file outside it
+    b64 = base64.b64encode((ROOT / "harbor_mask.png").read_bytes()).decode()
+    confined = confine_images(Task(task(0, inputs={"seedImage": str(root / "harbor.png"), "maskImage": b64})), root)
+    assert confined.data["inputs"] == {"seedImage": "harbor.png", "maskImage": "data:image/png;base64," + b64}
+    messages = set()
+    for ref in (str(secret), os.path.relpath(secret, root), f"file://{secret}", "link.png", str(tmp_path / "missing.png"),
+                "../missing.png", "/etc/passwd"):
+        with pytest.raises(TaskValidationError, match="not a file in ComfyUI's input folder") as info:
+            confine_images(Task(task(0, controlNet=[{"model": "c", "guideImage": ref}])), root)
         assert info.value.problems[0].path == "$.controlNet[0].guideImage"
+        messages.add(info.value.problems[0].message)
+    assert len(messages) == 1  # existing and missing files outside the folder are refused with the same words
 
 
 def test_image_errors_name_the_field_and_a_single_task():

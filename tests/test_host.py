@@ -105,7 +105,9 @@ def _wait(url: str, prompt_id: str, seconds: int = 600) -> dict:
 def test_pack_imports_and_registers_every_node(server):
     url, base = server
     log = (base / "server.log").read_text()
-    assert "IMPORT FAILED" not in log and "Traceback" not in log, log[-3000:]
+    # ComfyUI's own optional nodes (nodes_audio without torchaudio, ...) may fail to import; the pack must not
+    assert "sdxlkit" not in "".join(line for line in log.splitlines() if "IMPORT FAILED" in line), log[-3000:]
+    assert not any("sdxlkit" in trace.split("\n\n")[0] for trace in log.split("Traceback")[1:]), log[-3000:]
     info = _get(url + "/object_info")
     assert NODE_IDS <= set(info)
     inference = info["SDXLKit_Inference"]["input"]["required"]

@@ -52,6 +52,14 @@ class Jobs:
         job = self.get(task_uuid)
         return job is not None and job.status == "processing"
 
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each status."""
+        with self._lock:
+            out: dict[str, int] = {}
+            for job in self._jobs.values():
+                out[job.status] = out.get(job.status, 0) + 1
+            return out
+
     def _prune(self) -> None:
         now = time.monotonic()
         for uuid in [u for u, j in self._jobs.items() if j.finished_at and now - j.finished_at > self.keep_seconds]:

@@ -109,8 +109,10 @@ def _file_path(image: ImageFile, options: ConvertOptions, where: str) -> Path:
     if name.endswith("]") and " [" in name:
         raise GraphConversionError(f"{where}: {image.name!r} is not in ComfyUI's input folder")
     path = Path(os.path.abspath(folder / name))
-    if folder not in path.parents or not path.is_file():
-        raise GraphConversionError(f"{where}: image {image.name!r} is not a file in {folder}")
+    # links are followed before checking, as the task route does: a link in the input folder to a file outside it
+    # is not a file of the input folder
+    if not path.resolve().is_relative_to(folder.resolve()) or not path.is_file():
+        raise GraphConversionError(f"{where}: image {image.name!r} is not a file in ComfyUI's input folder")
     return path
 
 

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 from ..errors import Problem, TaskValidationError
+from .finite import finite_message, non_finite
 from .schema import local_schema
 
 _STEP_PAIRS = (("startStep", "startStepPercentage"), ("endStep", "endStepPercentage"))
@@ -185,7 +186,8 @@ def _cross_field_problems(task: dict, root: str) -> list[Problem]:
 
 
 def task_problems(task: Any, root: str = "$") -> list[Problem]:
-    problems = _schema_problems(task, root)
+    problems = [Problem(path, finite_message(number)) for path, number in non_finite(task, root)]
+    problems += [p for p in _schema_problems(task, root) if p.path not in {q.path for q in problems}]
     if isinstance(task, dict):
         problems += _cross_field_problems(task, root)
     return problems
