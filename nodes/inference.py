@@ -1,4 +1,9 @@
-"""SDXLKit_Inference: one imageInference task (txt2img, img2img, inpaint, outpaint) run on a loaded SDXL model."""
+"""SDXL Inference: one imageInference task (txt2img, img2img, inpaint, outpaint) run on a loaded SDXL model.
+
+SDXLKit_ImageInference holds the core widgets; option nodes and the parts of later features feed its optional
+inputs, one per mappings.inference.PARTS entry. SDXLKit_Inference, the first release with every widget on the
+node, is deprecated (hidden from search) and keeps loading and running saved workflows.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ import uuid
 import torch
 
 from ..sdxlkit.errors import ModelNotFound
-from ..sdxlkit.graph import controlnet_node, lora_node
-from ..sdxlkit.graph.inference_node import NODE_ID, task_from_widgets
+from ..sdxlkit.graph import controlnet_node, explicit, inference_node, lora_node
+from ..sdxlkit.graph.mapping import TaskPart
+from ..sdxlkit.graph.mappings.inference import PARTS
 from ..sdxlkit.images import data_uri
 from ..sdxlkit.runner import generate_task, guide_image_key
 from ..sdxlkit.task.model import parse_tasks
@@ -19,6 +25,10 @@ from .tensors import image_to_pil, mask_to_pil
 from .types import ControlStack, LoraStack, SdxlModel
 from .widgets import combo_widget, float_widget, int_widget
 
+PART_INPUTS = [p.socket.name for p in PARTS]
+LEGACY_WIDGETS = ("strength", "only_masked", "mask_margin",
+                  *(f"outpaint_{side}" for side in (*inference_node.OUTPAINT_SIDES, "blur")))
+
 
 def _png_data_uri(image) -> str:
     buffer = _bytes_io.BytesIO()
@@ -26,55 +36,59 @@ def _png_data_uri(image) -> str:
     return data_uri(buffer.getvalue(), "PNG")
 
 
-class SDXLKitInference(io.ComfyNode):
+def _core_inputs() -> list:
+    return [
+        SdxlModel.Input("model"),
+        io.String.Input("positive_prompt", multiline=True, default="", tooltip="any length; 75-token chunks"),
+        io.String.Input("negative_prompt", multiline=True, default="", tooltip="ignored when cfg_scale <= 1"),
+        int_widget("width", "width"),
+        int_widget("height", "height"),
+        int_widget("seed", "seed", default=0, control_after_generate=True),
+        int_widget("steps", "steps"),
+        combo_widget("scheduler", "scheduler"),
+        float_widget("cfg_scale", "CFGScale", step=0.1),
+        int_widget("clip_skip", "clipSkip", tooltip="extra layers to skip; n = ComfyUI CLIPSetLastLayer -(n+2)"),
+        io.Combo.Input("prompt_weighting", options=["none", "compel", "sdEmbeds"], default="none"),
+        int_widget("number_results", "numberResults", tooltip="images use seed, seed+1, ..."),
+    ]
+
+
+def _linked_inputs() -> list:
+    return [io.Image.Input("seed_image", optional=True, tooltip="img2img / inpaint / outpaint source"),
+            io.Mask.Input("mask_image", optional=True, tooltip="inpaint: white = repaint"),
+            LoraStack.Input("lora_stack", optional=True), ControlStack.Input("control_stack", optional=True)]
+
+
+class SDXLKitImageInference(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id=NODE_ID,
+            node_id=inference_node.NODE_ID,
             display_name="SDXL Inference",
             category="sdxlkit",
             description="Runs an imageInference task: txt2img, or img2img with a seed image, inpaint with a mask, "
-                        "outpaint when any outpaint side is > 0. Outputs the images and the task JSON.",
-            inputs=[
-                SdxlModel.Input("model"),
-                io.String.Input("positive_prompt", multiline=True, default="", tooltip="any length; 75-token chunks"),
-                io.String.Input("negative_prompt", multiline=True, default="", tooltip="ignored when cfg_scale <= 1"),
-                int_widget("width", "width"),
-                int_widget("height", "height"),
-                int_widget("seed", "seed", default=0, control_after_generate=True),
-                int_widget("steps", "steps"),
-                combo_widget("scheduler", "scheduler"),
-                float_widget("cfg_scale", "CFGScale", step=0.1),
-                int_widget("clip_skip", "clipSkip", tooltip="extra layers to skip; n = ComfyUI CLIPSetLastLayer -(n+2)"),
-                io.Combo.Input("prompt_weighting", options=["none", "compel", "sdEmbeds"], default="none"),
-                int_widget("number_results", "numberResults", tooltip="images use seed, seed+1, ..."),
-                float_widget("strength", "strength", tooltip="img2img/inpaint denoise; use 1.0 for outpaint"),
-                io.Boolean.Input("only_masked", default=False, tooltip="inpaint only the mask's area plus mask_margin, at full resolution"),
-                int_widget("mask_margin", "maskMargin"),
-                int_widget("outpaint_top", "outpaint.top"),
-                int_widget("outpaint_right", "outpaint.right"),
-                int_widget("outpaint_bottom", "outpaint.bottom"),
-                int_widget("outpaint_left", "outpaint.left"),
-                int_widget("outpaint_blur", "outpaint.blur"),
-                io.Image.Input("seed_image", optional=True),
-                io.Mask.Input("mask_image", optional=True),
-                LoraStack.Input("lora_stack", optional=True),
-                ControlStack.Input("control_stack", optional=True),
-            ],
+                        "outpaint with SDXL Outpaint wired in. Option nodes (sdxlkit/options) add strength, inpaint, "
+                        "outpaint, delivery and safety fields. Outputs the images and the task JSON.",
+            inputs=[*_core_inputs(), *_linked_inputs(),
+                    *(io.Custom(p.socket.type).Input(p.socket.name, optional=True) for p in PARTS)],
             outputs=[io.Image.Output(display_name="images"), io.String.Output(display_name="task")],
             hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
 
     @classmethod
-    def _task_uuid(cls) -> str:
-        """The taskUUID kept in the node's _meta by task -> graph conversion (a prompt from the task route), or a new one."""
+    def _meta(cls) -> dict:
+        """The node's _meta in the prompt: taskUUID and taskEdits kept by task -> graph conversion (the task route)."""
         prompt, node_id = (cls.hidden.prompt, cls.hidden.unique_id) if cls.hidden is not None else (None, None)
-        kept = ((prompt or {}).get(str(node_id)) or {}).get("_meta", {}).get("taskUUID")
-        return kept if isinstance(kept, str) and kept else str(uuid.uuid4())
+        return ((prompt or {}).get(str(node_id)) or {}).get("_meta") or {}
+
+    @classmethod
+    def _parts(cls, values: dict, has_seed: bool, has_mask: bool) -> list:
+        return [part for name in PART_INPUTS if (part := values.pop(name, None)) is not None]
 
     @classmethod
     def execute(cls, model, seed_image=None, mask_image=None, lora_stack=None, control_stack=None,
                 **values) -> io.NodeOutput:
+        parts = cls._parts(values, seed_image is not None, mask_image is not None)
         images = {}
         if seed_image is not None:
             images["seedImage"] = image_to_pil(seed_image)
@@ -83,17 +97,24 @@ class SDXLKitInference(io.ComfyNode):
         lora_stack, control_stack = lora_stack or [], control_stack or []
         for i, entry in enumerate(control_stack):
             images[guide_image_key(i)] = entry.image
-        task_data = task_from_widgets(
-            values, model=model.model_ref, vae=model.vae_ref, task_uuid=cls._task_uuid(),
+        meta = cls._meta()
+        kept_uuid = meta.get("taskUUID")
+        task_data = inference_node.task_from_widgets(
+            values, model=model.model_ref, vae=model.vae_ref,
+            task_uuid=kept_uuid if isinstance(kept_uuid, str) and kept_uuid else str(uuid.uuid4()),
             seed_image=_png_data_uri(images["seedImage"]) if "seedImage" in images else None,
             mask_image=_png_data_uri(images["maskImage"]) if "maskImage" in images else None,
             lora=[lora_node.entry_from_widgets(e.values, e.model_ref) for e in lora_stack],
             control_net=[controlnet_node.entry_from_widgets(e.values, e.model_ref, _png_data_uri(e.image))
                          for e in control_stack],
+            parts=[p.fields for p in parts],
         )
-        task = parse_tasks(task_data)[0]
+        task = parse_tasks(explicit.apply(task_data, meta.get(explicit.PROPERTY)))[0]
         files = {(e.model_ref, kind): e.path for kind, stack in (("loras", lora_stack), ("controlnet", control_stack))
                  for e in stack}
+        for part in parts:
+            images |= part.images
+            files |= part.files
 
         def resolve(ref: str, kind: str):
             if (ref, kind) not in files:
@@ -103,3 +124,38 @@ class SDXLKitInference(io.ComfyNode):
         outputs = generate_task(model.components, task, images, resolve, host.progress_callback())
         images = torch.cat([image for image, _ in outputs]).permute(0, 2, 3, 1).contiguous()
         return io.NodeOutput(images, task.to_json())
+
+
+class SDXLKitInference(SDXLKitImageInference):
+    """The first release: every option on the node itself. Deprecated: old workflows load and run unchanged."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id=inference_node.LEGACY_NODE_ID,
+            display_name="SDXL Inference (all widgets, deprecated)",
+            category="sdxlkit/deprecated",
+            description="Deprecated: use SDXL Inference with option nodes. Runs an imageInference task with strength, "
+                        "inpaint and outpaint widgets on the node; outpaint when any outpaint side is > 0.",
+            inputs=[
+                *_core_inputs(),
+                float_widget("strength", "strength", tooltip="img2img/inpaint denoise; use 1.0 for outpaint"),
+                io.Boolean.Input("only_masked", default=False, tooltip="inpaint only the mask's area plus mask_margin, at full resolution"),
+                int_widget("mask_margin", "maskMargin"),
+                int_widget("outpaint_top", "outpaint.top"),
+                int_widget("outpaint_right", "outpaint.right"),
+                int_widget("outpaint_bottom", "outpaint.bottom"),
+                int_widget("outpaint_left", "outpaint.left"),
+                int_widget("outpaint_blur", "outpaint.blur"),
+                *_linked_inputs(),
+            ],
+            outputs=[io.Image.Output(display_name="images"), io.String.Output(display_name="task")],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
+            is_deprecated=True,
+        )
+
+    @classmethod
+    def _parts(cls, values: dict, has_seed: bool, has_mask: bool) -> list:
+        legacy = {name: values.pop(name) for name in LEGACY_WIDGETS}
+        return [TaskPart(fields) for fields in inference_node.legacy_parts(legacy, seed_image=has_seed,
+                                                                          mask_image=has_mask)]

@@ -16,6 +16,15 @@ WIDGET_FIELDS = {
         "mask_margin": "maskMargin", "outpaint_top": "outpaint.top", "outpaint_right": "outpaint.right",
         "outpaint_bottom": "outpaint.bottom", "outpaint_left": "outpaint.left", "outpaint_blur": "outpaint.blur",
     },
+    "SDXLKit_ImageInference": {
+        "width": "width", "height": "height", "seed": "seed", "steps": "steps", "scheduler": "scheduler",
+        "cfg_scale": "CFGScale", "clip_skip": "clipSkip", "number_results": "numberResults"},
+    "SDXLKit_Denoise": {"strength": "strength"},
+    "SDXLKit_InpaintOptions": {"mask_margin": "maskMargin"},
+    "SDXLKit_Outpaint": {"top": "outpaint.top", "right": "outpaint.right", "bottom": "outpaint.bottom",
+                         "left": "outpaint.left", "blur": "outpaint.blur"},
+    "SDXLKit_Delivery": {"output_type": "outputType", "delivery_method": "deliveryMethod"},
+    "SDXLKit_Safety": {"mode": "safety.mode"},
     "SDXLKit_Save": {"output_format": "outputFormat", "output_quality": "outputQuality"},
     "SDXLKit_LoraStack": {"weight": "lora[].weight", "transformer": "lora[].transformer"},
     "SDXLKit_ControlNet": {"weight": "controlNet[].weight", "control_mode": "controlNet[].controlMode",
@@ -33,7 +42,32 @@ def test_pack_registers_only_through_entrypoint(pack):
     assert pack.WEB_DIRECTORY == "./js"
     ids = set(node_classes(pack))
     assert ids == {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_Inference", "SDXLKit_Save",
-                   "SDXLKit_TaskExport"}
+                   "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
+                   "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety"}
+
+
+def test_node_inputs_are_what_the_conversion_maps(pack):
+    """Every mapped pack node declares the inputs its mapping lists, in the same order, of the same kinds."""
+    from sdxlkit.graph.mapping import Socket
+    from sdxlkit.graph.mappings import MAPPINGS
+
+    for node_id, cls in node_classes(pack).items():
+        if node_id not in MAPPINGS:
+            continue
+        declared = [(i.id, getattr(i, "optional", False)) for i in cls.define_schema().inputs]
+        mapped = [(i.name, i.optional if isinstance(i, Socket) else False) for i in MAPPINGS[node_id].inputs]
+        assert declared == mapped, node_id
+        outputs = [o.io_type for o in cls.define_schema().outputs]
+        assert outputs == [o.type for o in MAPPINGS[node_id].outputs], node_id
+
+
+def test_old_inference_node_is_deprecated_and_the_new_one_small(pack):
+    classes = node_classes(pack)
+    legacy, new = classes["SDXLKit_Inference"].define_schema(), classes["SDXLKit_ImageInference"].define_schema()
+    assert legacy.is_deprecated and not new.is_deprecated
+    widgets = [i.id for i in new.inputs if not getattr(i, "optional", False) and i.id != "model"]
+    assert "strength" not in widgets and "mask_margin" not in widgets and not any("outpaint" in w for w in widgets)
+    assert len(widgets) == 11
 
 
 def test_execute_parameters_match_input_ids(pack):

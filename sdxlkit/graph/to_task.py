@@ -7,12 +7,14 @@ it. Output nodes (SDXLKit_Save) linked straight to an Inference node set their f
 disagree are an error.
 
 taskUUID: kept from the Inference node (UI: node property, API: _meta, both "taskUUID"); a node without one, or
-repeating the taskUUID of an earlier node (a copied node), gets a fresh uuid4.
+repeating the taskUUID of an earlier node (a copied node), gets a fresh uuid4. The fields the imported task set
+or left out are restored from the node's "taskEdits" (explicit.py).
 """
 
 from __future__ import annotations
 
 from ..task.model import new_task_uuid, parse_tasks
+from . import explicit
 from .mapping import ConvertOptions, GraphConversionError, Upstream
 from .mappings import MAPPINGS
 from .structure import Graph, Node
@@ -82,11 +84,12 @@ def _sink_fields(graph: Graph, task_nodes: set[str]) -> dict[str, dict]:
     return fields
 
 
-def tasks_from_graph(graph: Graph, options: ConvertOptions) -> list[dict]:
-    """The tasks of a graph, validated; an error if it holds no SDXLKit_Inference node."""
+def tasks_from_graph(graph: Graph, options: ConvertOptions, *, keep_explicit: bool = True) -> list[dict]:
+    """The tasks of a graph, validated; an error if it holds no Inference node. keep_explicit=False: as the
+    widgets write them, without undoing the node's taskEdits."""
     task_nodes = [n.id for n in graph.sorted_nodes() if getattr(MAPPINGS.get(n.class_type), "produces_task", False)]
     if not task_nodes:
-        raise GraphConversionError("the graph has no SDXLKit_Inference node, so it holds no task")
+        raise GraphConversionError("the graph has no SDXL Inference node, so it holds no task")
     evaluator = _Evaluator(graph, options)
     fields = _sink_fields(graph, set(task_nodes))
     tasks, seen = [], set()
@@ -95,6 +98,9 @@ def tasks_from_graph(graph: Graph, options: ConvertOptions) -> list[dict]:
         if task["taskUUID"] in seen:
             task["taskUUID"] = new_task_uuid()
         seen.add(task["taskUUID"])
-        tasks.append(task | fields.get(node_id, {}))
+        task |= fields.get(node_id, {})
+        if keep_explicit:
+            task = explicit.apply(task, graph.nodes[node_id].properties.get(explicit.PROPERTY))
+        tasks.append(task)
     parse_tasks(tasks)
     return tasks
