@@ -46,21 +46,6 @@ def test_pack_registers_only_through_entrypoint(pack):
                    "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety"}
 
 
-def test_node_inputs_are_what_the_conversion_maps(pack):
-    """Every mapped pack node declares the inputs its mapping lists, in the same order, of the same kinds."""
-    from sdxlkit.graph.mapping import Socket
-    from sdxlkit.graph.mappings import MAPPINGS
-
-    for node_id, cls in node_classes(pack).items():
-        if node_id not in MAPPINGS:
-            continue
-        declared = [(i.id, getattr(i, "optional", False)) for i in cls.define_schema().inputs]
-        mapped = [(i.name, i.optional if isinstance(i, Socket) else False) for i in MAPPINGS[node_id].inputs]
-        assert declared == mapped, node_id
-        outputs = [o.io_type for o in cls.define_schema().outputs]
-        assert outputs == [o.type for o in MAPPINGS[node_id].outputs], node_id
-
-
 def test_old_inference_node_is_deprecated_and_the_new_one_small(pack):
     classes = node_classes(pack)
     legacy, new = classes["SDXLKit_Inference"].define_schema(), classes["SDXLKit_ImageInference"].define_schema()

@@ -11,6 +11,7 @@ graph wrote at import: a widget the user changed is exported as it is; a graph b
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 PROPERTY = "taskEdits"
@@ -48,7 +49,7 @@ def edits(task: dict, graph_task: dict) -> list[dict]:
     """The edits that turn what a graph writes (`graph_task`) into `task`."""
     out: list[dict] = []
     _diff(task, graph_task, [], out)
-    return out
+    return sorted(out, key=lambda edit: json.dumps(edit["path"]))
 
 
 def _parent(task: dict, path: list):

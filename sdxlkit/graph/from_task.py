@@ -37,7 +37,7 @@ def graph_from_tasks(data: dict | list, options: ConvertOptions) -> Graph:
         graph.band = band
         nodes.append(inference.build(task, graph, options))
         save.build(task, graph, options, nodes[-1])
-    written = tasks_from_graph(graph, dataclasses.replace(options, images="data_uri"), keep_explicit=False)
+    written = tasks_from_graph(graph, dataclasses.replace(options, images="data_uri"), as_written=True)
     for node_id, task, graph_task in zip(nodes, tasks, written):
         kept = explicit.edits(task, graph_task)
         if kept:

@@ -10,8 +10,8 @@ inverted), both after applying the EXIF orientation. So:
   the file. A task path that already is a file in the input folder is referenced as is when ComfyUI reads it
   exactly as the engine does (a plain RGB image, a grey mask); otherwise the normalised copy is written.
 - a task reference that graph -> task would not write back as the same text (a path, a JPEG data URI...) is kept
-  in the load node's properties ("taskImage": {"image": file name, "ref": reference}) and written back while the
-  node still reads that file;
+  in the load node's properties ("taskImage": {"image": file name, "ref": reference}; {"image": file name,
+  "dataURI": true} where it was that PNG data URI) and written back while the node still reads that file;
 - graph -> task: the file is read as the node reads it, and written as a PNG data URI (`images="data_uri"`), or as
   an absolute file path (`images="file"`): the file itself where the engine reads it the same way, else the
   normalised copy written beside it. Absolute paths keep the task runnable from any folder.
@@ -133,7 +133,7 @@ def task_image_ref(image: ImageFile, options: ConvertOptions, where: str) -> str
                 raise GraphConversionError(f"{where}: {image.name} has no alpha channel, so LoadImage's mask is empty; "
                                            "paint a mask in the mask editor or use LoadImageMask")
     view = comfy_view(path, image.channel)
-    if options.images == "data_uri":
+    if options.images == "data_uri" or image.data_uri:
         return data_uri(png_bytes(view), "PNG")
     with Image.open(path) as file:
         file.load()

@@ -93,6 +93,7 @@ class ImageFile:
     channel: str | None = None
     require_alpha: bool = False
     task_ref: str | None = None  # the imported task's reference, kept by the node
+    data_uri: bool = False  # the imported task had the PNG data URI: written so whatever the images option
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,9 @@ def _sink_fields(graph: Graph, task_nodes: set[str]) -> dict[str, dict]:
     return fields
 
 
-def tasks_from_graph(graph: Graph, options: ConvertOptions, *, keep_explicit: bool = True) -> list[dict]:
-    """The tasks of a graph, validated; an error if it holds no Inference node. keep_explicit=False: as the
-    widgets write them, without undoing the node's taskEdits."""
+def tasks_from_graph(graph: Graph, options: ConvertOptions, *, as_written: bool = False) -> list[dict]:
+    """The tasks of a graph, validated; an error if it holds no Inference node. as_written: as the widgets write
+    them, before the node's taskEdits are undone, not validated (from_task.py compares them with the tasks)."""
     task_nodes = [n.id for n in graph.sorted_nodes() if getattr(MAPPINGS.get(n.class_type), "produces_task", False)]
     if not task_nodes:
         raise GraphConversionError("the graph has no SDXL Inference node, so it holds no task")
@@ -99,8 +99,9 @@ def tasks_from_graph(graph: Graph, options: ConvertOptions, *, keep_explicit: bo
             task["taskUUID"] = new_task_uuid()
         seen.add(task["taskUUID"])
         task |= fields.get(node_id, {})
-        if keep_explicit:
+        if not as_written:
             task = explicit.apply(task, graph.nodes[node_id].properties.get(explicit.PROPERTY))
         tasks.append(task)
-    parse_tasks(tasks)
+    if not as_written:
+        parse_tasks(tasks)
     return tasks

@@ -148,7 +148,7 @@ MAPPING = NodeMapping(
     evaluate=_evaluate, produces_task=True, width=400, task_fields=CORE_TASK_FIELDS,
 )
 LEGACY_MAPPING = NodeMapping(
-    class_type=inference_node.LEGACY_NODE_ID, title="SDXL Inference (deprecated)", column=2,
+    class_type=inference_node.LEGACY_NODE_ID, title="SDXL Inference (all widgets, deprecated)", column=2,
     inputs=(Socket("model", "SDXLKIT_MODEL"), *LEGACY_WIDGETS, *IMAGE_SOCKETS, *STACK_SOCKETS),
     outputs=(Socket("images", "IMAGE"), Socket("task", "STRING")),
     evaluate=_evaluate_legacy, produces_task=True, width=420,

@@ -7,33 +7,37 @@ from ..mapping import ConvertOptions, GraphConversionError, ImageFile, NodeMappi
 from ..structure import Graph, Link
 
 CHANNELS = ("alpha", "red", "green", "blue")
-TASK_IMAGE = "taskImage"  # node property: {"image": file name, "ref": the task's reference} (images.py)
+# node property: {"image": file name, "ref": the task's reference} or {"image": file name, "dataURI": true} for a
+# task that had the file's PNG data URI (images.py)
+TASK_IMAGE = "taskImage"
 UPLOAD = Widget("upload", "IMAGEUPLOAD", "image", ui_only=True)  # the upload button's value in widgets_values
 
 
-def _task_ref(node) -> str | None:
-    """The imported task's reference while the node still reads the file it was imported as."""
+def _kept(node) -> dict:
+    """ImageFile fields for the imported task's reference, while the node still reads the file it was imported as."""
     kept = node.properties.get(TASK_IMAGE)
-    if isinstance(kept, dict) and kept.get("image") == node.widgets["image"] and isinstance(kept.get("ref"), str):
-        return kept["ref"]
-    return None
+    if not isinstance(kept, dict) or kept.get("image") != node.widgets["image"]:
+        return {}
+    if kept.get("dataURI") is True:
+        return {"data_uri": True}
+    return {"task_ref": kept["ref"]} if isinstance(kept.get("ref"), str) else {}
 
 
 def _image(node, inputs, options) -> tuple:
     name = node.widgets["image"]
-    return ImageFile(name, task_ref=_task_ref(node)), ImageFile(name, "alpha", require_alpha=True)
+    return ImageFile(name, **_kept(node)), ImageFile(name, "alpha", require_alpha=True)
 
 
 def _mask(node, inputs, options) -> tuple:
     channel = node.widgets["channel"]
     if channel not in CHANNELS:
         raise GraphConversionError(f"node {node.id} (LoadImageMask): channel must be one of {', '.join(CHANNELS)}")
-    return (ImageFile(node.widgets["image"], channel, task_ref=_task_ref(node)),)
+    return (ImageFile(node.widgets["image"], channel, **_kept(node)),)
 
 
 def _add(mapping: NodeMapping, ref: str, widgets: dict, keep: bool, graph: Graph) -> Link:
-    properties = {TASK_IMAGE: {"image": widgets["image"], "ref": ref}} if keep else None
-    return graph.add(mapping, widgets, properties=properties), 0
+    kept = {"image": widgets["image"]} | ({"ref": ref} if keep else {"dataURI": True})
+    return graph.add(mapping, widgets, properties={TASK_IMAGE: kept}), 0
 
 
 def build_image(ref: str, field: str, graph: Graph, options: ConvertOptions) -> Link:
