@@ -27,8 +27,11 @@ class OptionWidget:
 
     @property
     def default(self) -> Any:
+        """The schema default, else the unset value, else the schema minimum (what the node's widget shows)."""
         value = schema.default(self.path)
-        return self.unset if value is None else value
+        if value is None:
+            value = self.unset
+        return schema.field(self.path).get("minimum") if value is None else value
 
 
 @dataclass(frozen=True)
