@@ -12,7 +12,7 @@ through; a PrimitiveNode feeding a widget input is skipped (its value is in the 
 
 from __future__ import annotations
 
-from .layout import layout
+from .layout import layout, view_scale
 from .mapping import GraphConversionError
 from .mappings import MAPPINGS
 from .structure import Graph, Node, id_key
@@ -64,7 +64,7 @@ def workflow_from_graph(graph: Graph) -> dict:
         })
     return {"last_node_id": max((n["id"] for n in nodes), default=0), "last_link_id": len(links),
             "nodes": nodes, "links": links, "groups": [], "config": {},
-            "extra": {"ds": {"scale": 1.0, "offset": [0, 0]}}, "version": VERSION}
+            "extra": {"ds": {"scale": view_scale(places), "offset": [0, 0]}}, "version": VERSION}
 
 
 def _links_by_id(workflow: dict) -> dict[int, tuple[str, int]]:
