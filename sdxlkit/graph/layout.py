@@ -6,6 +6,8 @@ frontend draws above `pos` is counted in the gaps."""
 
 from __future__ import annotations
 
+import math
+
 from .mapping import Widget
 from .mappings import MAPPINGS
 from .structure import Graph, Node
@@ -60,4 +62,4 @@ def view_scale(places: dict[str, tuple[list[float], list[float]]]) -> float:
     """The zoom that shows a band's full width in VIEW_WIDTH, never below READABLE_SCALE nor above 1 (the bands
     below are reached by scrolling, each as readable as the first)."""
     right = max((pos[0] + size[0] for pos, size in places.values()), default=0) + MARGIN
-    return round(max(READABLE_SCALE, min(1.0, VIEW_WIDTH / right)), 2) if right else 1.0
+    return max(READABLE_SCALE, min(1.0, math.floor(100 * VIEW_WIDTH / right) / 100)) if right else 1.0
