@@ -29,7 +29,8 @@ _watchers: set[asyncio.Task] = set()  # keeps running watchers referenced until 
 
 def _check(task) -> None:
     folders = options()
-    prepare(task, RunOptions(models_dir=folders.models_dir, device="cpu", base_dir=folders.input_dir))
+    prepare(task, RunOptions(models_dir=folders.models_dir, device="cpu", base_dir=folders.input_dir,
+                             resolve=folders.model_names.resolve))
 
 
 def _save_node(prompt: dict) -> str:

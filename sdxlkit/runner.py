@@ -36,6 +36,7 @@ class RunOptions:
     allow_urls: bool = False
     allow_pickle: bool = False
     base_dir: Path | None = None  # for relative image paths in a task file
+    resolve: Resolver | None = None  # (reference, kind) -> file; default: ModelsDir(models_dir).resolve
 
 
 @dataclass
@@ -152,13 +153,13 @@ def prepare(task: Task, options: RunOptions) -> PreparedTask:
     _check_fields(task)
     images = task_images(task, options)
     _check_geometry(task, images)
-    models = ModelsDir(Path(options.models_dir))
+    resolve = options.resolve or ModelsDir(Path(options.models_dir)).resolve
     spec = ModelSpec(
-        checkpoint=models.resolve(task.get("model"), "checkpoints"),
-        vae=models.resolve(task.get("vae"), "vae") if task.has("vae") else None,
+        checkpoint=resolve(task.get("model"), "checkpoints"),
+        vae=resolve(task.get("vae"), "vae") if task.has("vae") else None,
         precision=options.precision, device=options.device or default_device(), allow_pickle=options.allow_pickle,
     )
-    return PreparedTask(task, spec, generation_for(task, images, models.resolve))
+    return PreparedTask(task, spec, generation_for(task, images, resolve))
 
 
 def generate_task(components, task: Task, images: dict[str, Image.Image], resolve: Resolver,

@@ -231,3 +231,34 @@ def test_lora_and_controlnet_stacks_feed_the_inference_node(comfy_root, pack, ad
     assert {k: v for k, v in control.items() if k != "guideImage"} == {
         "model": "canny_file.safetensors", "weight": 0.7, "controlMode": "controlnet", "startStep": 1, "endStepPercentage": 80}
     assert (images - base).abs().max() > 1e-3
+
+
+def test_conversion_inside_comfyui_finds_models_in_every_folder_comfyui_searches(pack, tmp_path):
+    """A checkpoint in a folder added by extra_model_paths.yaml converts both ways and resolves for the task route."""
+    import importlib
+
+    import folder_paths
+    folder_paths.set_root(tmp_path)
+    extra = tmp_path / "elsewhere" / "checkpoints"
+    extra.mkdir(parents=True)
+    (extra / "far.safetensors").write_bytes(b"")
+    (tmp_path / "models" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "models" / "checkpoints" / "sd_xl_base_1.0_0.9vae.safetensors").write_bytes(b"")
+    folder_paths.add_model_folder_path("checkpoints", str(extra))
+    route = importlib.import_module(pack.__name__ + ".nodes.convert_route")
+    names = importlib.import_module(pack.__name__ + ".nodes.model_names").ComfyModelNames()
+    task = {"taskType": "imageInference", "taskUUID": "2b7c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d9e", "model": "far",
+            "positivePrompt": "a red boat", "width": 128, "height": 128, "seed": 1}
+    prompt = route.convert_body({"to": "api", "tasks": task})["prompt"]
+    (loader,) = [n for n in prompt.values() if n["class_type"] == "SDXLKit_Loader"]
+    assert loader["inputs"]["ckpt_name"] == "far.safetensors"
+    assert route.convert_body({"to": "task", "prompt": prompt})["tasks"] == [task]
+    for node in prompt.values():
+        node["_meta"] = {}
+    assert route.convert_body({"to": "task", "prompt": prompt})["tasks"][0]["model"] == "far.safetensors"
+    assert names.resolve("far", "checkpoints") == extra / "far.safetensors"
+    assert names.file_name_for("civitai:101055@128078", "checkpoints") == "sd_xl_base_1.0_0.9vae.safetensors"
+    assert names.reference_for("sd_xl_base_1.0_0.9vae.safetensors", "checkpoints") == "civitai:101055@128078"
+    error = importlib.import_module(pack.__name__ + ".sdxlkit.graph.mapping").GraphConversionError
+    with pytest.raises(error, match=f"missing.*{extra}"):
+        names.file_name_for("missing", "checkpoints")
