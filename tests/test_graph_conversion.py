@@ -472,6 +472,56 @@ def test_ui_workflow_as_the_frontend_saves_it(tmp_path):
     assert graph_to_tasks(workflow) == graph_to_tasks(tasks_to_workflow(task))
 
 
+def _as_subgraph(workflow: dict, inner_ids: set[int], name: str) -> dict:
+    """The workflow with the nodes `inner_ids` moved into a subgraph, as frontend 1.27 saves it (version 1 link
+    objects inside; the subgraph's input node -10 and output node -20)."""
+    sub_id = str(uuid.uuid4())
+    inner = [n for n in workflow["nodes"] if n["id"] in inner_ids]
+    outer = [n for n in workflow["nodes"] if n["id"] not in inner_ids]
+    instance = {"id": 99, "type": sub_id, "pos": [0, 0], "size": [200, 100], "flags": {}, "order": 0, "mode": 0,
+                "properties": {}, "inputs": [], "outputs": [], "widgets_values": []}
+    sub = {"id": sub_id, "version": 1, "revision": 0, "name": name, "state": {}, "nodes": inner, "links": [],
+           "inputNode": {"id": -10, "bounding": [0, 0, 10, 10]}, "outputNode": {"id": -20, "bounding": [0, 0, 10, 10]},
+           "inputs": [], "outputs": [], "widgets": [], "config": {}, "extra": {}, "groups": []}
+    links = []
+    for link_id, origin, origin_slot, target, target_slot, kind in workflow["links"]:
+        as_object = {"id": link_id, "origin_id": origin, "origin_slot": origin_slot, "target_id": target,
+                     "target_slot": target_slot, "type": kind}
+        if origin in inner_ids and target in inner_ids:
+            sub["links"].append(as_object)
+        elif origin in inner_ids:  # leaves the subgraph through a new output
+            sub["outputs"].append({"id": str(uuid.uuid4()), "name": kind.lower(), "type": kind, "linkIds": [link_id]})
+            sub["links"].append(as_object | {"target_id": -20, "target_slot": len(sub["outputs"]) - 1})
+            instance["outputs"].append({"name": kind.lower(), "type": kind, "links": [link_id + 1000]})
+            links.append([link_id + 1000, 99, len(instance["outputs"]) - 1, target, target_slot, kind])
+            next(i for i in next(n for n in outer if n["id"] == target)["inputs"] if i["link"] == link_id)["link"] = link_id + 1000
+        elif target in inner_ids:  # enters through a new input
+            sub["inputs"].append({"id": str(uuid.uuid4()), "name": kind.lower(), "type": kind, "linkIds": [link_id]})
+            sub["links"].append(as_object | {"origin_id": -10, "origin_slot": len(sub["inputs"]) - 1})
+            instance["inputs"].append({"name": kind.lower(), "type": kind, "link": link_id + 1000})
+            links.append([link_id + 1000, origin, origin_slot, 99, len(instance["inputs"]) - 1, kind])
+        else:
+            links.append([link_id, origin, origin_slot, target, target_slot, kind])
+    return workflow | {"nodes": [*outer, instance], "links": links, "definitions": {"subgraphs": [sub]}}
+
+
+def test_graphs_with_subgraphs_convert_as_the_frontend_flattens_them(tmp_path):
+    task = TASK | {"inputs": {"seedImage": data_uri(make_image())}, "strength": 0.5,
+                   "lora": [{"model": "a", "weight": 0.5}, {"model": "b"}]}
+    workflow = tasks_to_workflow(task, opts(tmp_path))
+    ids = {n["type"]: n["id"] for n in workflow["nodes"]}
+    loras = {n["id"] for n in workflow["nodes"] if n["type"] == "SDXLKit_LoraStack"}
+    for inner in ({ids["SDXLKit_Loader"], *loras}, {ids[INFERENCE], ids["SDXLKit_Denoise"]}, {ids["SDXLKit_Save"]}):
+        nested = _as_subgraph(json.loads(json.dumps(workflow)), inner, "part of the graph")
+        assert graph_to_tasks(nested, opts(tmp_path)) == [task]
+    muted = _as_subgraph(json.loads(json.dumps(workflow)), loras, "loras")
+    muted["nodes"][-1]["mode"] = 2
+    assert "lora" not in graph_to_tasks(muted, opts(tmp_path))[0]
+    muted["nodes"][-1]["mode"] = 4
+    with pytest.raises(GraphConversionError, match="bypassed; unpack it"):
+        graph_to_tasks(muted, opts(tmp_path))
+
+
 def test_workflow_widget_count_mismatch_is_explained():
     workflow = tasks_to_workflow(TASK)
     inference = next(n for n in workflow["nodes"] if n["type"] == INFERENCE)
