@@ -1,7 +1,11 @@
 """Model references <-> the names ComfyUI's loaders list, through folder_paths: every folder ComfyUI searches for a
 kind counts (extra_model_paths.yaml, --base-directory), not only models/<kind>. Ids mapped in
 models/sdxlkit_models.json (and the built-in defaults) still name their files. Used by the conversion routes,
-the task route's checks and the nodes, so a graph and the task it runs name models the same way."""
+the task route's checks and the nodes, so a graph and the task it runs name models the same way.
+
+A model that is not installed still converts, as ComfyUI loads a workflow whose model is missing: the widget holds
+the file name a mapped id stands for (else the reference itself), the frontend marks it, and running it fails
+with ComfyUI's own "value not in list"; back to a task, such a name gives its mapped id (else itself)."""
 
 from __future__ import annotations
 
@@ -49,6 +53,14 @@ class ComfyModelNames:
         return None
 
     def file_name_for(self, ref: str, kind: str) -> str:
+        try:
+            return self.installed_name(ref, kind)
+        except GraphConversionError:
+            rel = self.models.mapping().get(ref, "")
+            return rel.removeprefix(f"{kind}/") if rel.startswith(f"{kind}/") else ref
+
+    def installed_name(self, ref: str, kind: str) -> str:
+        """The name ComfyUI lists for an installed model; an error naming the folders searched if there is none."""
         mapped = self._mapped(ref)
         if mapped is not None and mapped.exists() and (name := self._name_of(mapped, kind)):
             return name
@@ -76,7 +88,7 @@ class ComfyModelNames:
     def reference_for(self, name: str, kind: str) -> str:
         path = self._path(name, kind)
         if path is None:
-            raise GraphConversionError(f"{kind} file {name!r} is not among the files ComfyUI lists for {kind}")
+            return next((model_id for model_id, rel in self.models.mapping().items() if rel == f"{kind}/{name}"), name)
         return self.reference_for_path(path, name.removeprefix(DIFFUSERS_PREFIX))
 
     def reference_for_path(self, path: Path, name: str) -> str:
@@ -90,7 +102,7 @@ class ComfyModelNames:
     def resolve(self, ref: str, kind: str) -> Path:
         """The file for a task reference (the engine's resolver inside ComfyUI)."""
         try:
-            name = self.file_name_for(ref, kind)
+            name = self.installed_name(ref, kind)
         except GraphConversionError as exc:
             raise ModelNotFound(str(exc)) from None
         return self._path(name, kind)

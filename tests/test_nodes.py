@@ -261,4 +261,10 @@ def test_conversion_inside_comfyui_finds_models_in_every_folder_comfyui_searches
     assert names.reference_for("sd_xl_base_1.0_0.9vae.safetensors", "checkpoints") == "civitai:101055@128078"
     error = importlib.import_module(pack.__name__ + ".sdxlkit.graph.mapping").GraphConversionError
     with pytest.raises(error, match=f"missing.*{extra}"):
-        names.file_name_for("missing", "checkpoints")
+        names.installed_name("missing", "checkpoints")
+    # not installed: converts as ComfyUI loads a workflow with a missing model, but does not resolve for a run
+    assert names.file_name_for("missing", "checkpoints") == "missing"
+    assert names.file_name_for("runware:20@1", "controlnet") == "controlnet-canny-sdxl-1.0.safetensors"
+    assert names.reference_for("controlnet-canny-sdxl-1.0.safetensors", "controlnet") == "runware:20@1"
+    with pytest.raises(importlib.import_module(pack.__name__ + ".sdxlkit.errors").ModelNotFound, match="missing"):
+        names.resolve("missing", "checkpoints")

@@ -1,8 +1,8 @@
 """Where nodes go in a UI workflow: left to right by their mapping's column (loaders and images, stacks and option
-nodes, inference), top to bottom in creation order within a column; the Save node below the Inference node, so a
-task is about 1300 px wide and fits the screen at 100 %. Each task's nodes in a row band below the previous one.
-Nodes are widened to show their widget values whole (a long model name). Nodes never overlap: the title bar the
-frontend draws above `pos` is counted in the gaps."""
+nodes, inference, save), top to bottom in creation order within a column; each task's nodes in a row band below
+the previous one. Nodes are widened to show their widget values whole (a long model name). Nodes never overlap:
+the title bar the frontend draws above `pos` is counted in the gaps. The workflow opens at the zoom that shows the
+first band whole in a 1400 x 900 window, below the frontend's tab bar (view)."""
 
 from __future__ import annotations
 
@@ -19,14 +19,10 @@ BAND_GAP = 120
 CHAR_WIDTH = 7  # the frontend's widget font, per character
 WIDGET_PADDING = 70  # widget margins, arrows and the gap between label and value
 MAX_WIDTH = 640
-VIEW_WIDTH = 1300  # canvas width of a 1400 px window beside the frontend's sidebar
+VIEW_WIDTH, VIEW_HEIGHT = 1320, 740  # the canvas of a 1400 x 900 window not covered by the frontend's bars
+VIEW_TOP = 80  # screen pixels the frontend's menu and tab bars cover
 READABLE_SCALE = 0.65  # below 0.6 the frontend draws nodes without text
-
-
-def _column(node: Node) -> int:
-    """Output-only nodes (Save) share the column of the node feeding them, below it."""
-    mapping = MAPPINGS[node.class_type]
-    return mapping.column - 1 if mapping.sink is not None else mapping.column
+TITLE_BAR = 30
 
 
 def node_width(node: Node) -> int:
@@ -40,8 +36,8 @@ def node_width(node: Node) -> int:
 def layout(graph: Graph) -> dict[str, tuple[list[float], list[float]]]:
     """node id -> (pos, size)."""
     sizes = {n.id: [node_width(n), MAPPINGS[n.class_type].height()] for n in graph.sorted_nodes()}
-    columns = sorted({_column(n) for n in graph.nodes.values()})
-    widths = {c: max(sizes[n.id][0] for n in graph.nodes.values() if _column(n) == c) for c in columns}
+    columns = sorted({MAPPINGS[n.class_type].column for n in graph.nodes.values()})
+    widths = {c: max(sizes[n.id][0] for n in graph.nodes.values() if MAPPINGS[n.class_type].column == c) for c in columns}
     x, lefts = MARGIN, {}
     for c in columns:
         lefts[c] = x
@@ -50,7 +46,7 @@ def layout(graph: Graph) -> dict[str, tuple[list[float], list[float]]]:
     for band in sorted({n.band for n in graph.nodes.values()}):
         bottoms = {}
         for node in (n for n in graph.sorted_nodes() if n.band == band):
-            column = _column(node)
+            column = MAPPINGS[node.class_type].column
             y = bottoms.get(column, top)
             placed[node.id] = ([lefts[column], y], sizes[node.id])
             bottoms[column] = y + sizes[node.id][1] + ROW_GAP
@@ -58,8 +54,13 @@ def layout(graph: Graph) -> dict[str, tuple[list[float], list[float]]]:
     return placed
 
 
-def view_scale(places: dict[str, tuple[list[float], list[float]]]) -> float:
-    """The zoom that shows a band's full width in VIEW_WIDTH, never below READABLE_SCALE nor above 1 (the bands
-    below are reached by scrolling, each as readable as the first)."""
-    right = max((pos[0] + size[0] for pos, size in places.values()), default=0) + MARGIN
-    return max(READABLE_SCALE, min(1.0, math.floor(100 * VIEW_WIDTH / right) / 100)) if right else 1.0
+def view(graph: Graph, places: dict[str, tuple[list[float], list[float]]]) -> dict:
+    """The frontend's saved view (extra.ds): the zoom that shows the first band's width and height, never below
+    READABLE_SCALE nor above 1 (the bands below are reached by scrolling, each as readable as the first), and an
+    offset that puts it below the tab bar."""
+    first = [places[n.id] for n in graph.nodes.values() if n.band == min(m.band for m in graph.nodes.values())]
+    right = max((pos[0] + size[0] for pos, size in first), default=0) + MARGIN
+    bottom = max((pos[1] + size[1] for pos, size in first), default=0) + MARGIN - TITLE_BAR
+    scale = min(1.0, VIEW_WIDTH / right, VIEW_HEIGHT / bottom) if first else 1.0
+    scale = max(READABLE_SCALE, math.floor(100 * scale) / 100)
+    return {"scale": scale, "offset": [0, round(VIEW_TOP / scale - (MARGIN - TITLE_BAR))]}

@@ -13,7 +13,7 @@ subgraphs are read as the frontend flattens them (subgraphs.py).
 
 from __future__ import annotations
 
-from .layout import layout, view_scale
+from .layout import layout, view
 from .mapping import GraphConversionError
 from .mappings import MAPPINGS
 from .structure import Graph, Node, id_key
@@ -66,7 +66,7 @@ def workflow_from_graph(graph: Graph) -> dict:
         })
     return {"last_node_id": max((n["id"] for n in nodes), default=0), "last_link_id": len(links),
             "nodes": nodes, "links": links, "groups": [], "config": {},
-            "extra": {"ds": {"scale": view_scale(places), "offset": [0, 0]}}, "version": VERSION}
+            "extra": {"ds": view(graph, places)}, "version": VERSION}
 
 
 def _links_by_id(workflow: dict) -> dict[int, tuple[str, int]]:
