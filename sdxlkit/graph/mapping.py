@@ -115,7 +115,7 @@ class TaskPart:
 
 @dataclass(frozen=True)
 class TaskOutput:
-    SOURCES: ClassVar[str] = "an SDXLKit_Inference node"
+    SOURCES: ClassVar[str] = "an SDXL Inference node"
     node_id: str
     task: dict
 

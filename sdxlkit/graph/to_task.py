@@ -1,4 +1,4 @@
-"""A graph -> its imageInference tasks: one per SDXLKit_Inference node, in node id order.
+"""A graph -> its imageInference tasks: one per SDXL Inference node (SDXLKit_ImageInference, or the deprecated SDXLKit_Inference), in node id order.
 
 The nodes feeding each Inference node are evaluated statically: each mapping turns its widget values and the
 values of its inputs into its outputs' values (a model reference, an image file, a stack of entries...). A node
