@@ -268,3 +268,20 @@ def test_conversion_inside_comfyui_finds_models_in_every_folder_comfyui_searches
     assert names.reference_for("controlnet-canny-sdxl-1.0.safetensors", "controlnet") == "runware:20@1"
     with pytest.raises(importlib.import_module(pack.__name__ + ".sdxlkit.errors").ModelNotFound, match="missing"):
         names.resolve("missing", "checkpoints")
+
+
+def test_option_nodes_feed_the_inference_node(comfy_root, pack):
+    """SDXL Denoise and SDXL Delivery wired into SDXL Inference: their fields are in the task that runs."""
+    classes = node_classes(pack)
+    (model,) = classes["SDXLKit_Loader"].execute("tiny-sdxl.safetensors", "(checkpoint's own)", "auto").args
+    (denoise,) = classes["SDXLKit_Denoise"].execute(strength=0.35).args
+    (delivery,) = classes["SDXLKit_Delivery"].execute(output_type="dataURI", delivery_method="sync", include_cost=False,
+                                                        ttl=0, webhook_url="", upload_endpoint="").args
+    core = {k: v for k, v in inference_values(number_results=1).items()
+            if k not in ("strength", "only_masked", "mask_margin") and not k.startswith("outpaint_")}
+    images, task_json = classes["SDXLKit_ImageInference"].execute(
+        model, seed_image=torch.rand(1, 128, 128, 3), denoise=denoise, delivery=delivery, **core).args
+    task = json.loads(task_json)
+    assert task["strength"] == 0.35 and task["outputType"] == "dataURI" and task["includeCost"] is False
+    assert "ttl" not in task and "webhookURL" not in task and "outpaint" not in task
+    assert images.shape == (1, 128, 128, 3)
