@@ -59,21 +59,23 @@ def _linked_inputs() -> list:
             LoraStack.Input("lora_stack", optional=True), ControlStack.Input("control_stack", optional=True)]
 
 
+def _schema(node_id: str, display_name: str, description: str, inputs: list, **extra) -> io.Schema:
+    """Both inference nodes: the images and the task JSON out, the prompt's _meta read through the hidden inputs."""
+    return io.Schema(node_id=node_id, display_name=display_name, description=description, inputs=inputs,
+                     outputs=[io.Image.Output(display_name="images"), io.String.Output(display_name="task")],
+                     hidden=[io.Hidden.prompt, io.Hidden.unique_id], **extra)
+
+
 class SDXLKitImageInference(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id=inference_node.NODE_ID,
-            display_name="SDXL Inference",
-            category="sdxlkit",
-            description="Runs an imageInference task: txt2img, or img2img with a seed image, inpaint with a mask, "
-                        "outpaint with SDXL Outpaint wired in. Option nodes (sdxlkit/options) add strength, inpaint, "
-                        "outpaint, delivery and safety fields. Outputs the images and the task JSON.",
-            inputs=[*_core_inputs(), *_linked_inputs(),
-                    *(io.Custom(p.socket.type).Input(p.socket.name, optional=True) for p in PARTS)],
-            outputs=[io.Image.Output(display_name="images"), io.String.Output(display_name="task")],
-            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
-        )
+        return _schema(
+            inference_node.NODE_ID, "SDXL Inference",
+            "Runs an imageInference task: txt2img, or img2img with a seed image, inpaint with a mask, outpaint with "
+            "SDXL Outpaint wired in. Option nodes (sdxlkit/options) add strength, inpaint, outpaint, delivery and "
+            "safety fields. Outputs the images and the task JSON.",
+            [*_core_inputs(), *_linked_inputs(), *(io.Custom(p.socket.type).Input(p.socket.name, optional=True) for p in PARTS)],
+            category="sdxlkit")
 
     @classmethod
     def _meta(cls) -> dict:
@@ -131,28 +133,17 @@ class SDXLKitInference(SDXLKitImageInference):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id=inference_node.LEGACY_NODE_ID,
-            display_name="SDXL Inference (all widgets, deprecated)",
-            category="sdxlkit/deprecated",
-            description="Deprecated: use SDXL Inference with option nodes. Runs an imageInference task with strength, "
-                        "inpaint and outpaint widgets on the node; outpaint when any outpaint side is > 0.",
-            inputs=[
-                *_core_inputs(),
-                float_widget("strength", "strength", tooltip="img2img/inpaint denoise; use 1.0 for outpaint"),
-                io.Boolean.Input("only_masked", default=False, tooltip="inpaint only the mask's area plus mask_margin, at full resolution"),
-                int_widget("mask_margin", "maskMargin"),
-                int_widget("outpaint_top", "outpaint.top"),
-                int_widget("outpaint_right", "outpaint.right"),
-                int_widget("outpaint_bottom", "outpaint.bottom"),
-                int_widget("outpaint_left", "outpaint.left"),
-                int_widget("outpaint_blur", "outpaint.blur"),
-                *_linked_inputs(),
-            ],
-            outputs=[io.Image.Output(display_name="images"), io.String.Output(display_name="task")],
-            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
-            is_deprecated=True,
-        )
+        return _schema(
+            inference_node.LEGACY_NODE_ID, "SDXL Inference (all widgets, deprecated)",
+            "Deprecated: use SDXL Inference with option nodes. Runs an imageInference task with strength, inpaint and "
+            "outpaint widgets on the node; outpaint when any outpaint side is > 0.",
+            [*_core_inputs(),
+             float_widget("strength", "strength", tooltip="img2img/inpaint denoise; use 1.0 for outpaint"),
+             io.Boolean.Input("only_masked", default=False, tooltip="inpaint only the mask's area plus mask_margin, at full resolution"),
+             int_widget("mask_margin", "maskMargin"),
+             *(int_widget(f"outpaint_{side}", f"outpaint.{side}") for side in (*inference_node.OUTPAINT_SIDES, "blur")),
+             *_linked_inputs()],
+            category="sdxlkit/deprecated", is_deprecated=True)
 
     @classmethod
     def _parts(cls, values: dict, has_seed: bool, has_mask: bool) -> list:
