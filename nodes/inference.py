@@ -13,7 +13,7 @@ import uuid
 import torch
 
 from ..sdxlkit.errors import ModelNotFound
-from ..sdxlkit.graph import controlnet_node, explicit, inference_node, lora_node
+from ..sdxlkit.graph import controlnet_node, inference_node, lora_node
 from ..sdxlkit.graph.mapping import TaskPart
 from ..sdxlkit.graph.mappings.inference import PARTS
 from ..sdxlkit.images import data_uri
@@ -79,7 +79,7 @@ class SDXLKitImageInference(io.ComfyNode):
 
     @classmethod
     def _meta(cls) -> dict:
-        """The node's _meta in the prompt: taskUUID and taskEdits kept by task -> graph conversion (the task route)."""
+        """The node's _meta in the prompt: the taskUUID kept by task -> graph conversion (the task route)."""
         prompt, node_id = (cls.hidden.prompt, cls.hidden.unique_id) if cls.hidden is not None else (None, None)
         return ((prompt or {}).get(str(node_id)) or {}).get("_meta") or {}
 
@@ -111,7 +111,7 @@ class SDXLKitImageInference(io.ComfyNode):
                          for e in control_stack],
             parts=[p.fields for p in parts],
         )
-        task = parse_tasks(explicit.apply(task_data, meta.get(explicit.PROPERTY)))[0]
+        task = parse_tasks(task_data)[0]  # what runs, every value explicit (the seed of each image included)
         files = {(e.model_ref, kind): e.path for kind, stack in (("loras", lora_stack), ("controlnet", control_stack))
                  for e in stack}
         for part in parts:
