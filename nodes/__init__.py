@@ -5,14 +5,15 @@ from ..sdxlkit.loading.cache import MODEL_CACHE
 from ..sdxlkit.lora import LORA_FILES
 from . import convert_route, host, task_route
 from ._api import ComfyExtension, io
-from .inference import SDXLKitInference
+from .inference import SDXLKitImageInference, SDXLKitInference
 from .loader import SDXLKitLoader
+from .options import OPTION_NODE_CLASSES
 from .save import SDXLKitSave
 from .stacks import SDXLKitControlNet, SDXLKitLoraStack
 from .task_export import SDXLKitTaskExport
 
-NODES: list[type[io.ComfyNode]] = [SDXLKitLoader, SDXLKitLoraStack, SDXLKitControlNet, SDXLKitInference, SDXLKitSave,
-                                   SDXLKitTaskExport]
+NODES: list[type[io.ComfyNode]] = [SDXLKitLoader, SDXLKitLoraStack, SDXLKitControlNet, SDXLKitImageInference,
+                                   *OPTION_NODE_CLASSES, SDXLKitSave, SDXLKitTaskExport, SDXLKitInference]
 
 
 def release_engine_models() -> int:

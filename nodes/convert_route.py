@@ -19,16 +19,19 @@ from ..sdxlkit.graph.convert import graph_to_tasks, tasks_to_api, tasks_to_workf
 from ..sdxlkit.graph.mapping import ConvertOptions
 from ..sdxlkit.task.model import parse_tasks
 from .settings import error_json, route_config
+from .model_names import ComfyModelNames
 
 ROUTE = "/sdxlkit/v1/convert"
 
 
 def options(images: str = "data_uri") -> ConvertOptions:
-    """ComfyUI's folders; image file names in tasks are read relative to the input folder."""
+    """ComfyUI's folders (models through folder_paths); image file names in tasks are read relative to the input
+    folder."""
     import folder_paths
 
     input_dir = Path(folder_paths.get_input_directory())
-    return ConvertOptions(input_dir=input_dir, models_dir=Path(folder_paths.models_dir), images=images, base_dir=input_dir)
+    return ConvertOptions(input_dir=input_dir, models_dir=Path(folder_paths.models_dir), images=images,
+                          base_dir=input_dir, model_names=ComfyModelNames())
 
 
 def convert_body(body) -> dict:

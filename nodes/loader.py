@@ -10,10 +10,10 @@ from ..sdxlkit.loading.cache import MODEL_CACHE
 from ..sdxlkit.loading.components import SDXLComponents
 from ..sdxlkit.loading.loader import ModelSpec
 from ..sdxlkit.loading.precision import PRECISIONS
-from ..sdxlkit.registry import ModelsDir
 from . import host
 from ._api import io
 from .input_checks import CheckedNode
+from .model_names import ComfyModelNames
 from .types import SdxlModel
 
 
@@ -57,10 +57,10 @@ class SDXLKitLoader(CheckedNode):
             checkpoint = host.full_path("checkpoints", ckpt_name)
         vae = None if vae_name == OWN_VAE else host.full_path("vae", vae_name)
         spec = ModelSpec(checkpoint=checkpoint, vae=vae, precision=precision, device=host.torch_device())
-        models = ModelsDir(host.models_root())
+        names = ComfyModelNames()
         loaded = LoadedModel(
             components=MODEL_CACHE.get(spec), spec=spec,
-            model_ref=models.reference_for(checkpoint, "checkpoints"),
-            vae_ref=None if vae is None else models.reference_for(vae, "vae"),
+            model_ref=names.reference_for_path(checkpoint, ckpt_name.removeprefix(DIFFUSERS_PREFIX)),
+            vae_ref=None if vae is None else names.reference_for_path(vae, vae_name),
         )
         return io.NodeOutput(loaded)

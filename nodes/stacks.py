@@ -9,10 +9,10 @@ from PIL import Image
 
 from ..sdxlkit.controlnet import CONTROL_MODES
 from ..sdxlkit.graph import controlnet_node, lora_node
-from ..sdxlkit.registry import ModelsDir
 from . import host
 from ._api import io
 from .input_checks import CheckedNode
+from .model_names import ComfyModelNames
 from .tensors import image_to_pil
 from .types import ControlStack, LoraStack
 from .widgets import combo_widget, float_widget
@@ -31,7 +31,7 @@ class StackEntry:
 
 def _entry(kind: str, name: str, values: dict, image: Image.Image | None = None) -> StackEntry:
     path = host.full_path(kind, name)
-    return StackEntry(values, path, ModelsDir(host.models_root()).reference_for(path, kind), image)
+    return StackEntry(values, path, ComfyModelNames().reference_for_path(path, name), image)
 
 
 class SDXLKitLoraStack(CheckedNode):

@@ -44,7 +44,8 @@ def _inline_images(max_bytes: int) -> InlineImages:
 
 def _check(task) -> None:
     folders = options()
-    prepare(task, RunOptions(models_dir=folders.models_dir, device="cpu", base_dir=folders.input_dir))
+    prepare(task, RunOptions(models_dir=folders.models_dir, device="cpu", base_dir=folders.input_dir,
+                             resolve=folders.model_names.resolve))
 
 
 def _json(body: dict, status: int = 200):

@@ -63,6 +63,7 @@ class RunOptions:
     allow_urls: bool = False
     allow_pickle: bool = False
     base_dir: Path | None = None  # for relative image paths in a task file
+    resolve: Resolver | None = None  # (reference, kind) -> file; default: ModelsDir(models_dir).resolve
 
 
 @dataclass
@@ -122,14 +123,14 @@ def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver
 
 def _prepared(task: Task, images: dict[str, Image.Image], options: RunOptions, root: str) -> PreparedTask:
     device = check_device(options.device)
-    models = ModelsDir(Path(options.models_dir))
-    resolve = _resolver(models.resolve, root)
+    resolve_file = options.resolve or ModelsDir(Path(options.models_dir)).resolve
+    resolve = _resolver(resolve_file, root)
     spec = ModelSpec(
         checkpoint=resolve(task.get("model"), "checkpoints", "model"),
         vae=resolve(task.get("vae"), "vae", "vae") if task.has("vae") else None,
         precision=options.precision, device=device, allow_pickle=options.allow_pickle,
     )
-    return PreparedTask(task, spec, generation_for(task, images, models.resolve, root))
+    return PreparedTask(task, spec, generation_for(task, images, resolve_file, root))
 
 
 def _checked_images(task: Task, options: RunOptions, root: str) -> dict[str, Image.Image]:

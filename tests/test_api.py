@@ -14,7 +14,7 @@ from sdxlkit.errors import ImageInputError, ModelNotFound, SdxlKitError, TaskVal
 from sdxlkit.runnable import check_runnable
 from sdxlkit.task.model import Task
 
-ROOT = Path(__file__).resolve().parent.parent / "workflows" / "assets"  # stands for ComfyUI's input folder
+ROOT = Path(__file__).resolve().parent.parent / "example_workflows" / "input"  # stands for ComfyUI's input folder
 UUIDS = ["1e4a0b2c-3d4e-4f60-8a7b-9c0d1e2f3a4b", "2e4a0b2c-3d4e-4f60-8a7b-9c0d1e2f3a4b"]
 
 

@@ -21,7 +21,11 @@ from sdxlkit.metadata import TASK_KEY, encode_with_metadata
 UUID = "2b7c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d9e"
 TASK = {"taskType": "imageInference", "taskUUID": UUID, "model": "base.safetensors", "positivePrompt": "a red boat",
         "width": 128, "height": 128, "seed": 11}
-PACK_NODES = ("SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_Inference", "SDXLKit_Save")
+PACK_NODES = ("SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_ImageInference",
+              "SDXLKit_Inference", "SDXLKit_Save", "SDXLKit_Denoise", "SDXLKit_InpaintOptions", "SDXLKit_Outpaint",
+              "SDXLKit_Delivery", "SDXLKit_Safety")
+INFERENCE = "SDXLKit_ImageInference"
+PART_INPUTS = ["denoise", "inpaint", "outpaint", "delivery", "safety"]
 WIDGET_IO = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 
@@ -68,24 +72,55 @@ def test_workflow_shape_and_widget_order():
     workflow = tasks_to_workflow(TASK | {"negativePrompt": "fog", "steps": 12, "outputFormat": "WEBP"})
     check_workflow(workflow)
     nodes = {n["type"]: n for n in workflow["nodes"]}
-    assert list(nodes) == ["SDXLKit_Loader", "SDXLKit_Inference", "SDXLKit_Save"]
-    inference = nodes["SDXLKit_Inference"]
+    assert list(nodes) == ["SDXLKit_Loader", INFERENCE, "SDXLKit_Save"]
+    inference = nodes[INFERENCE]
     assert inference["widgets_values"][:7] == ["a red boat", "fog", 128, 128, 11, "fixed", 12]
-    assert len(inference["widgets_values"]) == 20
-    assert [i["name"] for i in inference["inputs"]] == ["model", "seed_image", "mask_image", "lora_stack", "control_stack"]
+    assert len(inference["widgets_values"]) == 12
+    assert [i["name"] for i in inference["inputs"]] == ["model", "seed_image", "mask_image", "lora_stack",
+                                                        "control_stack", *PART_INPUTS]
     assert inference["properties"]["taskUUID"] == UUID
     assert nodes["SDXLKit_Save"]["widgets_values"] == ["sdxlkit", "WEBP", 95]
     assert nodes["SDXLKit_Loader"]["widgets_values"] == ["base.safetensors", "(checkpoint's own)", "auto"]
-    xs = [nodes[t]["pos"][0] for t in ("SDXLKit_Loader", "SDXLKit_Inference", "SDXLKit_Save")]
+    xs = [nodes[t]["pos"][0] for t in ("SDXLKit_Loader", INFERENCE, "SDXLKit_Save")]
     assert xs == sorted(xs) and len(set(xs)) == 3
+
+
+def test_layout_fits_a_task_in_the_window_and_shows_long_model_names(tmp_path):
+    """A 1400 x 900 window shows a full task (stacks and options included) below the tab bar at the zoom the
+    workflow sets, which stays above the frontend's 0.6, below which it draws no text."""
+    from sdxlkit.graph.layout import CHAR_WIDTH
+
+    def on_screen(workflow, nodes):
+        scale, (ox, oy) = workflow["extra"]["ds"]["scale"], workflow["extra"]["ds"]["offset"]
+        left = min((n["pos"][0] + ox) * scale for n in nodes)
+        top = min((n["pos"][1] - 30 + oy) * scale for n in nodes)
+        right = max((n["pos"][0] + n["size"][0] + ox) * scale for n in nodes)
+        bottom = max((n["pos"][1] + n["size"][1] + oy) * scale for n in nodes)
+        return left >= 0 and top >= 75 and right <= 1360 and bottom <= 900 - 40
+
+    name = "juggernautXL_v9Rdphoto2Lightning_extra_long_name.safetensors"
+    task = TASK | {"model": name, "lora": [{"model": "a_rather_long_lora_file_name_v2.safetensors"}],
+                   "inputs": {"seedImage": data_uri(make_image())}, "strength": 0.5, "outputType": "dataURI"}
+    workflow = tasks_to_workflow(task, opts(tmp_path))
+    check_workflow(workflow)
+    scale = workflow["extra"]["ds"]["scale"]
+    assert 0.6 < scale < 1 and on_screen(workflow, workflow["nodes"])
+    bare = tasks_to_workflow(TASK)
+    assert bare["extra"]["ds"]["scale"] > 0.9 and on_screen(bare, bare["nodes"])
+    several = tasks_to_workflow([task | {"taskUUID": str(uuid.uuid4())} for _ in range(4)], opts(tmp_path))
+    assert several["extra"]["ds"] == workflow["extra"]["ds"]  # bands below each other: the view of one band
+    first_band = [n for n in several["nodes"] if n["id"] <= len(workflow["nodes"])]
+    assert on_screen(several, first_band)
+    loader = next(n for n in workflow["nodes"] if n["type"] == "SDXLKit_Loader")
+    assert loader["size"][0] >= CHAR_WIDTH * (len("ckpt_name") + len(name))
 
 
 def test_api_prompt_shape():
     prompt = tasks_to_api(TASK | {"lora": [{"model": "a"}, {"model": "b", "weight": 0.5}]})
     (save_id, save) = node_of(prompt, "SDXLKit_Save")
-    (inference_id, inference) = node_of(prompt, "SDXLKit_Inference")
+    (inference_id, inference) = node_of(prompt, INFERENCE)
     assert save["inputs"]["images"] == [inference_id, 0] and save["inputs"]["task"] == [inference_id, 1]
-    assert inference["_meta"] == {"title": "SDXL Inference", "taskUUID": UUID}
+    assert inference["_meta"]["title"] == "SDXL Inference" and inference["_meta"]["taskUUID"] == UUID
     assert "control_after_generate" not in json.dumps(prompt)
     first, second = sorted((k for k, v in prompt.items() if v["class_type"] == "SDXLKit_LoraStack"), key=int)
     assert "lora_stack" not in prompt[first]["inputs"] and prompt[second]["inputs"]["lora_stack"] == [first, 0]
@@ -96,8 +131,10 @@ def test_api_prompt_shape():
 def test_a_task_without_seed_gets_one_and_a_randomizing_control():
     bare = {k: v for k, v in TASK.items() if k != "seed"}
     workflow = tasks_to_workflow(bare)
-    values = next(n for n in workflow["nodes"] if n["type"] == "SDXLKit_Inference")["widgets_values"]
+    values = next(n for n in workflow["nodes"] if n["type"] == INFERENCE)["widgets_values"]
     assert isinstance(values[4], int) and 0 <= values[4] < 2**32 and values[5] == "randomize"
+    assert "seed" not in graph_to_tasks(workflow)[0]  # unchanged: the task had none
+    values[4] += 1  # a run with "randomize" changes it, and the task then has the seed that ran
     assert graph_to_tasks(workflow)[0]["seed"] == values[4]
 
 
@@ -114,7 +151,7 @@ def test_layout_of_a_full_task_reads_left_to_right(tmp_path):
     left = x["SDXLKit_Loader"] | x["LoadImage"] | x["LoadImageMask"]
     stacks = x["SDXLKit_LoraStack"] | x["SDXLKit_ControlNet"]
     assert len(left) == len(stacks) == 1
-    assert max(left) < min(stacks) < min(x["SDXLKit_Inference"]) < min(x["SDXLKit_Save"])
+    assert max(left) < min(stacks) < min(x[INFERENCE]) < min(x["SDXLKit_Save"])
     masks = [n for n in workflow["nodes"] if n["type"] == "LoadImageMask"]
     assert masks[0]["widgets_values"][1:] == ["red", "image"]
 
@@ -123,30 +160,65 @@ def test_layout_of_a_full_task_reads_left_to_right(tmp_path):
 
 @pytest.mark.parametrize("fields,named", [
     ({"ipAdapters": [{"model": "runware:55@1", "guideImages": ["x"]}]}, "ipAdapters"),
-    ({"hiresFix": True, "ttl": 120}, "hiresFix, ttl"),
-    ({"webhookURL": "https://example.com/hook"}, "webhookURL"),
-    ({"outputType": "base64Data"}, "outputType"),
-    ({"includeCost": True}, "includeCost"),
-    ({"deliveryMethod": "async"}, "deliveryMethod"),
-    ({"safety": {"checkContent": True}}, "safety"),
+    ({"hiresFix": True, "ttl": 120}, "hiresFix"),
     ({"acceleratorOptions": {}}, "acceleratorOptions"),
 ])
-def test_fields_without_a_node_are_refused_by_name(fields, named):
+def test_fields_of_features_without_a_node_are_refused_by_name(fields, named):
     for to in ("api", "workflow"):
-        with pytest.raises(GraphConversionError, match=f"no node holds these task fields.*{named}"):
+        with pytest.raises(GraphConversionError, match=f"no node holds these task fields[^.]*: {named}\\."):
             convert(TASK | fields, to)
 
 
-def test_fields_asking_for_what_the_graph_does_are_accepted():
-    task = TASK | {"outputType": "URL", "includeCost": False, "deliveryMethod": "sync", "safety": {"mode": "none"}}
-    (result,) = graph_to_tasks(tasks_to_api(task))
-    assert result == TASK | {"steps": 30, "scheduler": "Default", "CFGScale": 7.0}
+def test_delivery_and_safety_fields_live_on_their_option_nodes():
+    task = TASK | {"outputType": "dataURI", "includeCost": True, "ttl": 120, "webhookURL": "https://example.com/h",
+                   "safety": {"checkContent": True}}
+    prompt = tasks_to_api(task)
+    delivery, safety = node_of(prompt, "SDXLKit_Delivery")[1], node_of(prompt, "SDXLKit_Safety")[1]
+    assert delivery["inputs"] == {"output_type": "dataURI", "delivery_method": "sync", "include_cost": True,
+                                  "ttl": 120, "webhook_url": "https://example.com/h", "upload_endpoint": ""}
+    assert safety["inputs"] == {"check_content": True, "mode": "none"}
+    inference_id, inference = node_of(prompt, INFERENCE)
+    assert inference["inputs"]["delivery"] == [node_of(prompt, "SDXLKit_Delivery")[0], 0]
+    assert graph_to_tasks(prompt) == [task]
+    for node in prompt.values():  # as built from scratch: every widget written
+        node["_meta"] = {}
+    (result,) = graph_to_tasks(prompt)
+    assert {k: result[k] for k in ("outputType", "deliveryMethod", "includeCost", "ttl", "webhookURL", "safety")} == {
+        "outputType": "dataURI", "deliveryMethod": "sync", "includeCost": True, "ttl": 120,
+        "webhookURL": "https://example.com/h", "safety": {"checkContent": True, "mode": "none"}}
+    assert "uploadEndpoint" not in result
 
 
-def test_outpaint_with_every_side_zero_is_refused(tmp_path):
+def test_outpaint_with_every_side_zero_round_trips_on_the_outpaint_node(tmp_path):
     task = TASK | {"inputs": {"seedImage": data_uri(make_image())}, "outpaint": {"top": 0, "blur": 4}}
+    prompt = tasks_to_api(task, opts(tmp_path))
+    assert node_of(prompt, "SDXLKit_Outpaint")[1]["inputs"] == {"top": 0, "right": 0, "bottom": 0, "left": 0, "blur": 4}
+    assert graph_to_tasks(prompt, opts(tmp_path)) == [task]
+
+
+def test_the_deprecated_inference_node_still_converts_both_ways(tmp_path):
+    """A workflow saved with SDXLKit_Inference (20 widgets) gives its task; build_legacy writes that node."""
+    from sdxlkit.graph.api_prompt import api_from_graph
+    from sdxlkit.graph.mappings.inference import build_legacy
+    from sdxlkit.graph.structure import Graph
+    from sdxlkit.graph.ui_workflow import workflow_from_graph
+
+    seed = data_uri(make_image(seed=3))
+    for task in (TASK | {"inputs": {"seedImage": seed}, "strength": 0.4},
+                 TASK | {"inputs": {"seedImage": seed}, "outpaint": {"left": 64, "blur": 8}, "width": 192},
+                 TASK | {"inputs": {"seedImage": seed, "maskImage": data_uri(make_image(mode="L"))}, "maskMargin": 40,
+                         "strength": 0.8}):
+        graph = Graph()
+        build_legacy(task, graph, opts(tmp_path))
+        workflow, prompt = workflow_from_graph(graph), api_from_graph(graph)
+        (legacy,) = [n for n in workflow["nodes"] if n["type"] == "SDXLKit_Inference"]
+        assert len(legacy["widgets_values"]) == 20
+        for graph_document in (workflow, prompt):
+            (result,) = graph_to_tasks(graph_document, opts(tmp_path))
+            assert {k: v for k, v in result.items() if k not in ("steps", "scheduler", "CFGScale")} == (
+                {"strength": 1.0} | task)  # the deprecated node always wrote strength
     with pytest.raises(GraphConversionError, match="every side 0"):
-        tasks_to_api(task, opts(tmp_path))
+        build_legacy(TASK | {"inputs": {"seedImage": seed}, "outpaint": {"top": 0}}, Graph(), opts(tmp_path))
 
 
 def test_invalid_tasks_are_reported_not_converted():
@@ -224,7 +296,7 @@ def test_a_mask_painted_in_comfyui_comes_from_load_image_alpha(tmp_path):
     make_image(seed=7).save(options.input_dir / "plain.png")
     prompt = {"1": {"class_type": "SDXLKit_Loader", "inputs": {"ckpt_name": "m", "vae_name": "(checkpoint's own)", "precision": "auto"}},
               "2": {"class_type": "LoadImage", "inputs": {"image": "painted.png", "upload": "image"}},
-              "3": {"class_type": "SDXLKit_Inference", "inputs": tasks_to_api(TASK)["2"]["inputs"] | {
+              "3": {"class_type": INFERENCE, "inputs": node_of(tasks_to_api(TASK), INFERENCE)[1]["inputs"] | {
                   "model": ["1", 0], "seed_image": ["2", 0], "mask_image": ["2", 1]}}}
     (result,) = graph_to_tasks(prompt, options)
     assert pixels(result["inputs"]["maskImage"], True)[2] == painted.getchannel("A").point(lambda v: 255 - v).tobytes()
@@ -267,7 +339,7 @@ def test_images_need_the_input_folder_and_stay_inside_it(tmp_path):
 
 def test_an_image_from_another_node_type_names_that_node(tmp_path):
     prompt = tasks_to_api(TASK)
-    inference_id, inference = node_of(prompt, "SDXLKit_Inference")
+    inference_id, inference = node_of(prompt, INFERENCE)
     prompt["40"] = {"class_type": "VAEDecode", "inputs": {"samples": ["41", 0], "vae": ["42", 0]}}
     inference["inputs"]["seed_image"] = ["40", 0]
     with pytest.raises(GraphConversionError, match=r"seed_image.*node 40 \(VAEDecode\)"):
@@ -280,7 +352,7 @@ def test_an_image_from_another_node_type_names_that_node(tmp_path):
 def test_links_of_the_wrong_type_are_refused(tmp_path):
     prompt = tasks_to_api(TASK | {"controlNet": [{"model": "c", "guideImage": data_uri(make_image())}]}, opts(tmp_path))
     control_id, _ = node_of(prompt, "SDXLKit_ControlNet")
-    inference = node_of(prompt, "SDXLKit_Inference")[1]
+    inference = node_of(prompt, INFERENCE)[1]
     inference["inputs"]["lora_stack"] = [control_id, 0]
     with pytest.raises(GraphConversionError, match=f"'lora_stack'.*output 0 of node {control_id}.*not a SDXLKIT_LORA_STACK"):
         graph_to_tasks(prompt, opts(tmp_path))
@@ -311,6 +383,11 @@ def test_model_ids_map_to_file_names_and_back(tmp_path, models):
     assert node_of(prompt, "SDXLKit_Loader")[1]["inputs"]["vae_name"] == "sdxl-vae-fp16-fix.safetensors"
     assert node_of(prompt, "SDXLKit_LoraStack")[1]["inputs"]["lora_name"] == "style.safetensors"
     assert node_of(prompt, "SDXLKit_ControlNet")[1]["inputs"]["control_net_name"] == "canny.safetensors"
+    assert graph_to_tasks(prompt, options) == [task]  # the references as the task wrote them
+    node_of(prompt, "SDXLKit_Loader")[1]["inputs"]["vae_name"] = "sdxl-vae-fp16-fix.safetensors"
+    node_of(prompt, "SDXLKit_ControlNet")[1]["_meta"] = {}
+    for node in prompt.values():
+        node["_meta"] = {}
     (result,) = graph_to_tasks(prompt, options)
     assert result["model"] == "civitai:101055@128078" and result["vae"] == "sdxl-vae-fp16-fix.safetensors"
     assert result["lora"] == [{"model": "civitai:132942@146296", "weight": 1}]
@@ -377,7 +454,7 @@ def test_ui_workflow_as_the_frontend_saves_it(tmp_path):
     workflow = tasks_to_workflow(task)
     nodes = {n["id"]: n for n in workflow["nodes"]}
     loras = [n for n in workflow["nodes"] if n["type"] == "SDXLKit_LoraStack"]
-    inference = next(n for n in workflow["nodes"] if n["type"] == "SDXLKit_Inference")
+    inference = next(n for n in workflow["nodes"] if n["type"] == INFERENCE)
     inference["inputs"].append({"name": "seed", "type": "INT", "widget": {"name": "seed"}, "link": 90})
     workflow["nodes"].append({"id": 60, "type": "PrimitiveNode", "pos": [0, 0], "size": [1, 1], "flags": {}, "order": 9,
                               "mode": 0, "outputs": [{"name": "INT", "type": "INT", "links": [90]}], "properties": {},
@@ -405,11 +482,61 @@ def test_ui_workflow_as_the_frontend_saves_it(tmp_path):
     assert graph_to_tasks(workflow) == graph_to_tasks(tasks_to_workflow(task))
 
 
+def _as_subgraph(workflow: dict, inner_ids: set[int], name: str) -> dict:
+    """The workflow with the nodes `inner_ids` moved into a subgraph, as frontend 1.27 saves it (version 1 link
+    objects inside; the subgraph's input node -10 and output node -20)."""
+    sub_id = str(uuid.uuid4())
+    inner = [n for n in workflow["nodes"] if n["id"] in inner_ids]
+    outer = [n for n in workflow["nodes"] if n["id"] not in inner_ids]
+    instance = {"id": 99, "type": sub_id, "pos": [0, 0], "size": [200, 100], "flags": {}, "order": 0, "mode": 0,
+                "properties": {}, "inputs": [], "outputs": [], "widgets_values": []}
+    sub = {"id": sub_id, "version": 1, "revision": 0, "name": name, "state": {}, "nodes": inner, "links": [],
+           "inputNode": {"id": -10, "bounding": [0, 0, 10, 10]}, "outputNode": {"id": -20, "bounding": [0, 0, 10, 10]},
+           "inputs": [], "outputs": [], "widgets": [], "config": {}, "extra": {}, "groups": []}
+    links = []
+    for link_id, origin, origin_slot, target, target_slot, kind in workflow["links"]:
+        as_object = {"id": link_id, "origin_id": origin, "origin_slot": origin_slot, "target_id": target,
+                     "target_slot": target_slot, "type": kind}
+        if origin in inner_ids and target in inner_ids:
+            sub["links"].append(as_object)
+        elif origin in inner_ids:  # leaves the subgraph through a new output
+            sub["outputs"].append({"id": str(uuid.uuid4()), "name": kind.lower(), "type": kind, "linkIds": [link_id]})
+            sub["links"].append(as_object | {"target_id": -20, "target_slot": len(sub["outputs"]) - 1})
+            instance["outputs"].append({"name": kind.lower(), "type": kind, "links": [link_id + 1000]})
+            links.append([link_id + 1000, 99, len(instance["outputs"]) - 1, target, target_slot, kind])
+            next(i for i in next(n for n in outer if n["id"] == target)["inputs"] if i["link"] == link_id)["link"] = link_id + 1000
+        elif target in inner_ids:  # enters through a new input
+            sub["inputs"].append({"id": str(uuid.uuid4()), "name": kind.lower(), "type": kind, "linkIds": [link_id]})
+            sub["links"].append(as_object | {"origin_id": -10, "origin_slot": len(sub["inputs"]) - 1})
+            instance["inputs"].append({"name": kind.lower(), "type": kind, "link": link_id + 1000})
+            links.append([link_id + 1000, origin, origin_slot, 99, len(instance["inputs"]) - 1, kind])
+        else:
+            links.append([link_id, origin, origin_slot, target, target_slot, kind])
+    return workflow | {"nodes": [*outer, instance], "links": links, "definitions": {"subgraphs": [sub]}}
+
+
+def test_graphs_with_subgraphs_convert_as_the_frontend_flattens_them(tmp_path):
+    task = TASK | {"inputs": {"seedImage": data_uri(make_image())}, "strength": 0.5,
+                   "lora": [{"model": "a", "weight": 0.5}, {"model": "b"}]}
+    workflow = tasks_to_workflow(task, opts(tmp_path))
+    ids = {n["type"]: n["id"] for n in workflow["nodes"]}
+    loras = {n["id"] for n in workflow["nodes"] if n["type"] == "SDXLKit_LoraStack"}
+    for inner in ({ids["SDXLKit_Loader"], *loras}, {ids[INFERENCE], ids["SDXLKit_Denoise"]}, {ids["SDXLKit_Save"]}):
+        nested = _as_subgraph(json.loads(json.dumps(workflow)), inner, "part of the graph")
+        assert graph_to_tasks(nested, opts(tmp_path)) == [task]
+    muted = _as_subgraph(json.loads(json.dumps(workflow)), loras, "loras")
+    muted["nodes"][-1]["mode"] = 2
+    assert "lora" not in graph_to_tasks(muted, opts(tmp_path))[0]
+    muted["nodes"][-1]["mode"] = 4
+    with pytest.raises(GraphConversionError, match="bypassed; unpack it"):
+        graph_to_tasks(muted, opts(tmp_path))
+
+
 def test_workflow_widget_count_mismatch_is_explained():
     workflow = tasks_to_workflow(TASK)
-    inference = next(n for n in workflow["nodes"] if n["type"] == "SDXLKit_Inference")
+    inference = next(n for n in workflow["nodes"] if n["type"] == INFERENCE)
     del inference["widgets_values"][5]
-    with pytest.raises(GraphConversionError, match="19 widget values where this version of the node has 20"):
+    with pytest.raises(GraphConversionError, match="11 widget values where this version of the node has 12"):
         graph_to_tasks(workflow)
 
 
@@ -427,7 +554,7 @@ def test_detect_format():
     assert detect_format(tasks_to_workflow(TASK)) == "workflow"
     with pytest.raises(GraphConversionError):
         detect_format({"hello": 1})
-    with pytest.raises(GraphConversionError, match="no SDXLKit_Inference"):
+    with pytest.raises(GraphConversionError, match="no SDXL Inference node"):
         graph_to_tasks({"1": {"class_type": "Note", "inputs": {}}})
 
 
@@ -455,12 +582,20 @@ def test_cli_converts_task_workflow_api_and_png(tmp_path, capsys):
                              "--images", "file")
     assert code == 0, err
     result = json.loads(out)
+    assert result == task  # the image as the task named it, though --images file
+    wf = json.loads((tmp_path / "wf.json").read_text())
+    for node in wf["nodes"]:
+        node["properties"].pop("taskImage", None)
+    (tmp_path / "wf.json").write_text(json.dumps(wf))
+    code, out, err = run_cli(capsys, "convert", tmp_path / "wf.json", "--to", "task", "--input-dir", tmp_path / "input",
+                             "--images", "file")
+    result = json.loads(out)
     assert result["strength"] == 0.4 and Path(result["inputs"]["seedImage"]).parent == tmp_path / "input"
     assert pixels(result["inputs"]["seedImage"], False) == pixels(str(tmp_path / "seed.png"), False)
     png = encode_with_metadata(make_image(), "PNG", 95, {TASK_KEY: json.dumps(TASK)})
     (tmp_path / "image.png").write_bytes(png)
     code, out, err = run_cli(capsys, "convert", tmp_path / "image.png", "--to", "api")
-    assert code == 0, err and node_of(json.loads(out), "SDXLKit_Inference")[1]["_meta"]["taskUUID"] == UUID
+    assert code == 0, err and node_of(json.loads(out), INFERENCE)[1]["_meta"]["taskUUID"] == UUID
 
 
 def test_cli_convert_errors(tmp_path, capsys):

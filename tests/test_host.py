@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +19,8 @@ COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 pytestmark = [pytest.mark.host, pytest.mark.skipif(not COMFYUI_PATH, reason="set COMFYUI_PATH to test in a real ComfyUI")]
 ROOT = Path(__file__).resolve().parent.parent
 NODE_IDS = {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_Inference", "SDXLKit_Save",
-            "SDXLKit_TaskExport"}
+            "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
+            "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety"}
 # the file names the example workflows use, served by the tiny test models
 EXAMPLE_MODELS = {"checkpoints/sd_xl_base_1.0_0.9vae.safetensors": "checkpoint",
                   "loras/sdxl_watercolor_style.safetensors": "style_kohya",
@@ -110,7 +112,10 @@ def test_pack_imports_and_registers_every_node(server):
     assert not any("sdxlkit" in trace.split("\n\n")[0] for trace in log.split("Traceback")[1:]), log[-3000:]
     info = _get(url + "/object_info")
     assert NODE_IDS <= set(info)
-    inference = info["SDXLKit_Inference"]["input"]["required"]
+    assert info["SDXLKit_Inference"]["deprecated"] is True and info["SDXLKit_ImageInference"]["deprecated"] is False
+    inference = info["SDXLKit_ImageInference"]["input"]["required"]
+    assert set(info["SDXLKit_ImageInference"]["input"]["optional"]) == {
+        "seed_image", "mask_image", "lora_stack", "control_stack", "denoise", "inpaint", "outpaint", "delivery", "safety"}
     assert inference["width"][1]["min"] == 128 and inference["width"][1]["step"] == 8
     kind, options = inference["scheduler"][0], inference["scheduler"][1]
     assert len(options["options"] if kind == "COMBO" else kind) == 75
@@ -167,7 +172,7 @@ def _png_data_uri(path: Path) -> str:
 
 def test_task_array_runs_through_the_route_in_sync_mode(server):
     url, _ = server
-    guide = _png_data_uri(ROOT / "workflows" / "assets" / "lighthouse_canny.png")
+    guide = _png_data_uri(ROOT / "example_workflows" / "input" / "lighthouse_canny.png")
     tasks = [_task("a1111111-2222-4333-8444-555555555555", outputType="base64Data", outputFormat="PNG", numberResults=2, includeCost=True),
              _task("b1111111-2222-4333-8444-555555555555", outputType="dataURI", outputFormat="WEBP",
                    lora=[{"model": "sdxl_watercolor_style", "weight": 0.7}],
@@ -242,7 +247,7 @@ def test_async_tasks_are_polled_and_delivered_to_webhook_and_upload_endpoint(ser
     ([_task("d6111111-2222-4333-8444-555555555555", shell="rm -rf /")], "shell"),
     ([_task("d7111111-2222-4333-8444-555555555555"), _task("d8111111-2222-4333-8444-555555555555", steps=0)], "steps"),
     ([_task("d9111111-2222-4333-8444-555555555555", uploadEndpoint="file:///etc/passwd")], "uploadEndpoint"),
-    ([_task("da111111-2222-4333-8444-555555555555", inputs={"seedImage": str(ROOT / "workflows" / "assets" / "harbor.png")})],
+    ([_task("da111111-2222-4333-8444-555555555555", inputs={"seedImage": str(ROOT / "example_workflows" / "input" / "harbor.png")})],
      "inputs.seedImage"),
     ("not a task array", None),
 ])
@@ -258,21 +263,49 @@ def test_hostile_tasks_are_refused_before_the_queue(server, tasks, parameter):
     assert _history_size(url) == before and _get(url + "/queue") == {"queue_running": [], "queue_pending": []}
 
 
-@pytest.mark.parametrize("name", sorted(p.name.removesuffix(".api.json") for p in (ROOT / "workflows").glob("*.api.json")))
+def test_template_browser_lists_only_the_ui_workflows_with_thumbnails(server):
+    from sdxlkit.graph.examples import EXAMPLES
+
+    url, _ = server
+    listed = _get(url + "/workflow_templates")
+    assert sorted(listed["sdxlkit"]) == sorted(EXAMPLES.values())
+    for title in EXAMPLES.values():
+        quoted = urllib.parse.quote(title)
+        workflow = _get(f"{url}/api/workflow_templates/sdxlkit/{quoted}.json")
+        assert workflow["version"] == 0.4 and workflow["nodes"]
+        with urllib.request.urlopen(f"{url}/api/workflow_templates/sdxlkit/{quoted}.jpg", timeout=10) as response:
+            assert response.read()[:3] == b"\xff\xd8\xff"
+
+
+@pytest.mark.parametrize("name", sorted(p.name.removesuffix(".task.json") for p in (ROOT / "example_tasks").glob("*.task.json")))
+def test_shipped_twins_import_and_run_as_shipped(server, name):
+    """No file copied into input/: the twin converts through the route and runs through /sdxlkit/v1 as it is."""
+    url, _ = server
+    twin = json.loads((ROOT / "example_tasks" / f"{name}.task.json").read_text())
+    workflow = _post(url + "/sdxlkit/v1/convert", {"to": "workflow", "tasks": twin})["workflow"]
+    assert _post(url + "/sdxlkit/v1/convert", {"to": "task", "workflow": workflow})["tasks"] == [twin]
+    quick = json.loads(json.dumps(twin)) | {"steps": 2}  # its images and models as shipped, in fewer steps
+    for entry in quick.get("controlNet", []):
+        entry.pop("startStep", None), entry.pop("endStep", None)
+    status, body = _post_status(url + "/sdxlkit/v1", quick)
+    assert status == 200 and body["data"] and all(r["taskUUID"] == twin["taskUUID"] for r in body["data"]), body
+
+
+@pytest.mark.parametrize("name", sorted(p.name.removesuffix(".api.json") for p in (ROOT / "example_api").glob("*.api.json")))
 def test_example_workflow_runs_through_prompt(server, name):
     import shutil
 
     url, base = server
     (base / "input").mkdir(exist_ok=True)
-    for asset in (ROOT / "workflows" / "assets").iterdir():  # the example images, as a user copies them
+    for asset in (ROOT / "example_workflows" / "input").iterdir():  # the example images, as a user copies them
         shutil.copy(asset, base / "input" / asset.name)
-    prompt_id = _post(url + "/prompt", {"prompt": json.loads((ROOT / "workflows" / f"{name}.api.json").read_text())})["prompt_id"]
+    prompt_id = _post(url + "/prompt", {"prompt": json.loads((ROOT / "example_api" / f"{name}.api.json").read_text())})["prompt_id"]
     entry = _wait(url, prompt_id)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
-    (save_id,) = [i for i, n in json.loads((ROOT / "workflows" / f"{name}.api.json").read_text()).items() if n["class_type"] == "SDXLKit_Save"]
+    (save_id,) = [i for i, n in json.loads((ROOT / "example_api" / f"{name}.api.json").read_text()).items() if n["class_type"] == "SDXLKit_Save"]
     saved = entry["outputs"][save_id]["images"][0]
     task = json.loads(read_texts((base / "output" / saved["subfolder"] / saved["filename"]).read_bytes())["sdxlkit_task"])
-    twin = json.loads((ROOT / "workflows" / f"{name}.task.json").read_text())
+    twin = json.loads((ROOT / "example_tasks" / f"{name}.task.json").read_text())
     assert task["taskUUID"] == twin["taskUUID"] and task.get("lora") == twin.get("lora")
     assert [{k: v for k, v in c.items() if k != "guideImage"} for c in task.get("controlNet", [])] == \
         [{k: v for k, v in c.items() if k != "guideImage"} for c in twin.get("controlNet", [])]

@@ -16,6 +16,15 @@ WIDGET_FIELDS = {
         "mask_margin": "maskMargin", "outpaint_top": "outpaint.top", "outpaint_right": "outpaint.right",
         "outpaint_bottom": "outpaint.bottom", "outpaint_left": "outpaint.left", "outpaint_blur": "outpaint.blur",
     },
+    "SDXLKit_ImageInference": {
+        "width": "width", "height": "height", "seed": "seed", "steps": "steps", "scheduler": "scheduler",
+        "cfg_scale": "CFGScale", "clip_skip": "clipSkip", "number_results": "numberResults"},
+    "SDXLKit_Denoise": {"strength": "strength"},
+    "SDXLKit_InpaintOptions": {"mask_margin": "maskMargin"},
+    "SDXLKit_Outpaint": {"top": "outpaint.top", "right": "outpaint.right", "bottom": "outpaint.bottom",
+                         "left": "outpaint.left", "blur": "outpaint.blur"},
+    "SDXLKit_Delivery": {"output_type": "outputType", "delivery_method": "deliveryMethod"},
+    "SDXLKit_Safety": {"mode": "safety.mode"},
     "SDXLKit_Save": {"output_format": "outputFormat", "output_quality": "outputQuality"},
     "SDXLKit_LoraStack": {"weight": "lora[].weight", "transformer": "lora[].transformer"},
     "SDXLKit_ControlNet": {"weight": "controlNet[].weight", "control_mode": "controlNet[].controlMode",
@@ -33,7 +42,17 @@ def test_pack_registers_only_through_entrypoint(pack):
     assert pack.WEB_DIRECTORY == "./js"
     ids = set(node_classes(pack))
     assert ids == {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_Inference", "SDXLKit_Save",
-                   "SDXLKit_TaskExport"}
+                   "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
+                   "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety"}
+
+
+def test_old_inference_node_is_deprecated_and_the_new_one_small(pack):
+    classes = node_classes(pack)
+    legacy, new = classes["SDXLKit_Inference"].define_schema(), classes["SDXLKit_ImageInference"].define_schema()
+    assert legacy.is_deprecated and not new.is_deprecated
+    widgets = [i.id for i in new.inputs if not getattr(i, "optional", False) and i.id != "model"]
+    assert "strength" not in widgets and "mask_margin" not in widgets and not any("outpaint" in w for w in widgets)
+    assert len(widgets) == 11
 
 
 def test_execute_parameters_match_input_ids(pack):
@@ -218,10 +237,10 @@ def test_new_inference_nodes_parse_prompt_weights_and_export_the_rule(pack):
     """ComfyUI users type (word:1.2): a new node reads it (sdEmbeds), says which rule applies, and writes the choice
     into the task explicitly; "none" (plain text) is the task without promptWeighting."""
     from sdxlkit.graph import inference_node
-    from sdxlkit.graph.mappings.inference import WIDGETS
+    from sdxlkit.graph.mappings.inference import CORE_WIDGETS
 
-    widget = {i.id: i for i in node_classes(pack)["SDXLKit_Inference"].define_schema().inputs}["prompt_weighting"]
-    assert widget.default == "sdEmbeds" == next(w.default for w in WIDGETS if w.name == "prompt_weighting")
+    widget = {i.id: i for i in node_classes(pack)["SDXLKit_ImageInference"].define_schema().inputs}["prompt_weighting"]
+    assert widget.default == "sdEmbeds" == next(w.default for w in CORE_WIDGETS if w.name == "prompt_weighting")
     assert "(word:1.2)" in widget.tooltip and "ComfyUI" in widget.tooltip and "literal" in widget.tooltip
 
     def task(values):
@@ -230,3 +249,57 @@ def test_new_inference_nodes_parse_prompt_weights_and_export_the_rule(pack):
 
     assert task(inference_values(prompt_weighting=widget.default))["promptWeighting"] == "sdEmbeds"
     assert "promptWeighting" not in task(inference_values(prompt_weighting="none"))
+
+
+def test_conversion_inside_comfyui_finds_models_in_every_folder_comfyui_searches(pack, tmp_path):
+    """A checkpoint in a folder added by extra_model_paths.yaml converts both ways and resolves for the task route."""
+    import importlib
+
+    import folder_paths
+    folder_paths.set_root(tmp_path)
+    extra = tmp_path / "elsewhere" / "checkpoints"
+    extra.mkdir(parents=True)
+    (extra / "far.safetensors").write_bytes(b"")
+    (tmp_path / "models" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "models" / "checkpoints" / "sd_xl_base_1.0_0.9vae.safetensors").write_bytes(b"")
+    folder_paths.add_model_folder_path("checkpoints", str(extra))
+    route = importlib.import_module(pack.__name__ + ".nodes.convert_route")
+    names = importlib.import_module(pack.__name__ + ".nodes.model_names").ComfyModelNames()
+    task = {"taskType": "imageInference", "taskUUID": "2b7c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d9e", "model": "far",
+            "positivePrompt": "a red boat", "width": 128, "height": 128, "seed": 1}
+    prompt = route.convert_body({"to": "api", "tasks": task})["prompt"]
+    (loader,) = [n for n in prompt.values() if n["class_type"] == "SDXLKit_Loader"]
+    assert loader["inputs"]["ckpt_name"] == "far.safetensors"
+    assert route.convert_body({"to": "task", "prompt": prompt})["tasks"] == [task]
+    for node in prompt.values():
+        node["_meta"] = {}
+    assert route.convert_body({"to": "task", "prompt": prompt})["tasks"][0]["model"] == "far.safetensors"
+    assert names.resolve("far", "checkpoints") == extra / "far.safetensors"
+    assert names.file_name_for("civitai:101055@128078", "checkpoints") == "sd_xl_base_1.0_0.9vae.safetensors"
+    assert names.reference_for("sd_xl_base_1.0_0.9vae.safetensors", "checkpoints") == "civitai:101055@128078"
+    error = importlib.import_module(pack.__name__ + ".sdxlkit.graph.mapping").GraphConversionError
+    with pytest.raises(error, match=f"missing.*{extra}"):
+        names.installed_name("missing", "checkpoints")
+    # not installed: converts as ComfyUI loads a workflow with a missing model, but does not resolve for a run
+    assert names.file_name_for("missing", "checkpoints") == "missing"
+    assert names.file_name_for("runware:20@1", "controlnet") == "controlnet-canny-sdxl-1.0.safetensors"
+    assert names.reference_for("controlnet-canny-sdxl-1.0.safetensors", "controlnet") == "runware:20@1"
+    with pytest.raises(importlib.import_module(pack.__name__ + ".sdxlkit.errors").ModelNotFound, match="missing"):
+        names.resolve("missing", "checkpoints")
+
+
+def test_option_nodes_feed_the_inference_node(comfy_root, pack):
+    """SDXL Denoise and SDXL Delivery wired into SDXL Inference: their fields are in the task that runs."""
+    classes = node_classes(pack)
+    (model,) = classes["SDXLKit_Loader"].execute("tiny-sdxl.safetensors", "(checkpoint's own)", "auto").args
+    (denoise,) = classes["SDXLKit_Denoise"].execute(strength=0.35).args
+    (delivery,) = classes["SDXLKit_Delivery"].execute(output_type="dataURI", delivery_method="sync", include_cost=False,
+                                                        ttl=0, webhook_url="", upload_endpoint="").args
+    core = {k: v for k, v in inference_values(number_results=1).items()
+            if k not in ("strength", "only_masked", "mask_margin") and not k.startswith("outpaint_")}
+    images, task_json = classes["SDXLKit_ImageInference"].execute(
+        model, seed_image=torch.rand(1, 128, 128, 3), denoise=denoise, delivery=delivery, **core).args
+    task = json.loads(task_json)
+    assert task["strength"] == 0.35 and task["outputType"] == "dataURI" and task["includeCost"] is False
+    assert "ttl" not in task and "webhookURL" not in task and "outpaint" not in task
+    assert images.shape == (1, 128, 128, 3)

@@ -1,4 +1,5 @@
-"""Regenerate workflows/<name>.json and <name>.api.json from each workflows/<name>.task.json twin.
+"""Regenerate the examples from each example_tasks/<name>.task.json twin: the twin itself (images inlined as data
+URIs), example_workflows/<title>.json with its .jpg thumbnail, and example_api/<name>.api.json.
 
     python tools/make_workflows.py
 """
@@ -12,5 +13,5 @@ sys.path.insert(0, str(ROOT))
 from sdxlkit.graph.examples import write_examples  # noqa: E402
 
 if __name__ == "__main__":
-    for path in write_examples(ROOT / "workflows"):
+    for path in write_examples(ROOT):
         print(path.relative_to(ROOT))  # noqa: T201

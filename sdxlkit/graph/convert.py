@@ -2,21 +2,15 @@
 
 A ComfyUI graph of the pack's nodes and a task JSON are the same thing seen two ways:
 - `tasks_to_api` / `tasks_to_workflow`: one task or an array -> an API prompt / a UI workflow (one row of nodes
-  per task: Loader, LoadImage/LoadImageMask for the images, LoRA and ControlNet stack chains, Inference, Save);
-- `graph_to_tasks`: an API prompt or UI workflow -> one task per SDXLKit_Inference node, in node id order;
+  per task: Loader, LoadImage/LoadImageMask for the images, LoRA and ControlNet stack chains, option nodes,
+  Inference, Save);
+- `graph_to_tasks`: an API prompt or UI workflow -> one task per SDXL Inference node, in node id order;
 - `convert`: any of the three (detected by `detect_format`) to any.
 
-Round trips (task -> graph -> task) give back the task except where the graph cannot tell "unset" from a value:
-- always written: steps, scheduler, CFGScale (their defaults when the task had none), seed (a random one, drawn
-  at conversion, when the task had none), strength when there is a seed image (1.0 for outpaint, else 0.8);
-- not written: negativePrompt "", clipSkip 0, numberResults 1, outpaint sides of 0 and blur 0, empty lora /
-  controlNet lists, a LoRA's transformer "both", a ControlNet's controlMode "balanced", startStepPercentage 0 and
-  endStepPercentage 100, outputFormat "JPG", outputQuality 95, and the fields accepted only with the value the
-  graph has anyway (from_task.GRAPH_BEHAVIOUR); a LoRA or ControlNet weight is always written;
-- images come back as PNGs with the same pixels as the engine reads (images.py), not the same bytes;
-- model references are the same text without a models folder; with one they come back canonical (references.py);
-- taskUUID is kept (to_task.py).
-Fields no node holds are refused, naming them (from_task.py).
+Round trips (task -> graph -> task) give back the very same task: the widgets write defaults for what a task left
+out and nothing for values meaning "unset", and the differences are kept on the Inference node (explicit.py);
+image references are kept by their load nodes (images.py) and taskUUID by the Inference node (to_task.py).
+Graph -> task -> graph gives back the graph. Fields no node holds are refused, naming them (from_task.py).
 """
 
 from __future__ import annotations

@@ -1,20 +1,40 @@
-"""The example workflows in workflows/: each <name>.task.json twin gives <name>.json (UI format) and <name>.api.json.
+"""The shipped examples. Each task twin in example_tasks/<name>.task.json gives:
+- example_workflows/<title>.json: the UI workflow; ComfyUI's template browser lists this folder (*.json only), by
+  file name, so the title is the file name, numbered in reading order; <title>.jpg is its card's thumbnail;
+- example_api/<name>.api.json: the API prompt (a folder the browser does not list).
 
-Images are referenced by their names in workflows/assets (copy those files into ComfyUI's input folder); model ids
-become the file names the models folder maps them to (sdxlkit_models.json defaults, e.g. civitai:101055@128078 ->
-sd_xl_base_1.0_0.9vae.safetensors), and LoRA file names stay as they are.
+Twins carry their images as PNG data URIs, so they import and run as shipped by drop, file picker, CLI and the
+task route. The UI workflows read the same images from example_workflows/input/ by readable names (copy those
+files into ComfyUI's input folder); both forms convert to each other exactly. A twin written with file paths
+(relative to example_tasks/) has them inlined on regeneration. Model ids become the file names the models folder
+maps them to (sdxlkit_models.json defaults, e.g. civitai:101055@128078 -> sd_xl_base_1.0_0.9vae.safetensors).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from pathlib import Path
 
+from ..images import data_uri, load_image, to_mask, to_rgb
 from ..registry import ModelsDir
+from ..results import write_atomic
 from .convert import tasks_to_api, tasks_to_workflow
+from .images import png_bytes
 from .mapping import ConvertOptions
 
+WORKFLOWS, INPUT, TASKS, API = "example_workflows", "example_workflows/input", "example_tasks", "example_api"
+EXAMPLES = {  # twin name -> template title (the workflow's file name)
+    "txt2img": "SDXL 1 - Text to image",
+    "img2img": "SDXL 2 - Image to image",
+    "inpaint": "SDXL 3 - Inpaint",
+    "outpaint": "SDXL 4 - Outpaint",
+    "lora_stack": "SDXL 5 - LoRA stack",
+    "controlnet_balanced": "SDXL 6 - ControlNet, balanced",
+    "controlnet_prompt": "SDXL 7 - ControlNet, prompt more important",
+    "controlnet_controlnet": "SDXL 8 - ControlNet, ControlNet more important",
+}
 KINDS = {"model": "checkpoints", "vae": "vae"}
 
 
@@ -25,29 +45,73 @@ def _referenced(task: dict) -> list[tuple[str, str]]:
     return refs
 
 
+def required_models(task: dict, root: Path) -> list[str]:
+    """The model files a task needs, relative to a models folder (its mapped ids resolved)."""
+    mapping = ModelsDir(root).mapping()
+    return [mapping[ref] if ref in mapping else f"{kind}/{ref}" for ref, kind in _referenced(task)]
+
+
 def placeholder_models(task: dict, root: Path) -> Path:
     """A models folder where every model the task names exists (empty files): conversion only needs the names."""
-    mapping = ModelsDir(root).mapping()
-    for ref, kind in _referenced(task):
-        path = root / mapping[ref] if ref in mapping else root / kind / ref
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
+    for rel in required_models(task, root):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).touch()
     return root
 
 
-def example_options(workflows: Path, models: Path, images: str = "data_uri") -> ConvertOptions:
-    return ConvertOptions(input_dir=workflows / "assets", models_dir=models, base_dir=workflows, images=images)
+def image_fields(task: dict) -> list[tuple[dict, str, bool]]:
+    """(holder, key, is_mask) for each image reference of a task."""
+    found = [(task["inputs"], key, key == "maskImage") for key in ("seedImage", "maskImage") if key in task.get("inputs", {})]
+    return found + [(entry, "guideImage", False) for entry in task.get("controlNet", [])]
 
 
-def write_examples(workflows: Path) -> list[Path]:
+def _engine_png(image, mask: bool) -> bytes:
+    return png_bytes(to_mask(image) if mask else to_rgb(image))
+
+
+def inline_images(task: dict, base_dir: Path) -> dict:
+    """The task with each image as the PNG data URI of what the engine reads from it."""
+    task = json.loads(json.dumps(task))
+    for holder, key, mask in image_fields(task):
+        image = load_image(holder[key], key, base_dir=base_dir)
+        holder[key] = data_uri(_engine_png(image, mask), "PNG")
+    return task
+
+
+def image_names(folder: Path) -> dict[str, str]:
+    """sha256 of the PNG the converter writes for an image -> the readable file of `folder` holding it."""
+    names = {}
+    for path in sorted(folder.glob("*.png")):
+        image = load_image(str(path), path.name)
+        for mask in (False, True):
+            names.setdefault(hashlib.sha256(_engine_png(image, mask)).hexdigest(), path.name)
+    return names
+
+
+def example_options(root: Path, models: Path, images: str = "data_uri") -> ConvertOptions:
+    return ConvertOptions(input_dir=root / INPUT, models_dir=models, base_dir=root / TASKS, images=images,
+                          image_names=image_names(root / INPUT))
+
+
+def _write_json(path: Path, document) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
+    return path
+
+
+def write_examples(root: Path) -> list[Path]:
+    from .example_thumbnail import thumbnail
+
     written = []
-    for twin in sorted(workflows.glob("*.task.json")):
-        task = json.loads(twin.read_text(encoding="utf-8"))
-        name = twin.name.removesuffix(".task.json")
+    for name, title in EXAMPLES.items():
+        twin = root / TASKS / f"{name}.task.json"
+        task = inline_images(json.loads(twin.read_text(encoding="utf-8")), root / TASKS)
         with tempfile.TemporaryDirectory() as models:
-            options = example_options(workflows, placeholder_models(task, Path(models)))
-            for path, document in ((workflows / f"{name}.json", tasks_to_workflow(task, options)),
-                                   (workflows / f"{name}.api.json", tasks_to_api(task, options))):
-                path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-                written.append(path)
+            options = example_options(root, placeholder_models(task, Path(models)))
+            written += [_write_json(twin, task),
+                        _write_json(root / WORKFLOWS / f"{title}.json", tasks_to_workflow(task, options)),
+                        _write_json(root / API / f"{name}.api.json", tasks_to_api(task, options))]
+        path = root / WORKFLOWS / f"{title}.jpg"
+        write_atomic(path, thumbnail(task, title))
+        written.append(path)
     return written

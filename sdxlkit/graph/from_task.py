@@ -1,30 +1,26 @@
 """imageInference tasks -> the graph of nodes that holds them (one row of nodes per task).
 
-Every task field must be held by a node (each mapping lists its `task_fields`). A field no node holds is refused
-with its name, except where it asks for what the graph does anyway; such a field is not written back:
-outputType "URL" (the Save node writes files), includeCost false, deliveryMethod "sync", safety without a check.
+Every task field must be held by a node (each mapping lists its `task_fields`); a field no node holds (a feature
+that does not exist yet) is refused with its name. What the task set explicitly is kept on each Inference node
+(explicit.py), so the graph converts back to the same task.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..task.model import parse_tasks
+from . import explicit
 from .mapping import ConvertOptions, GraphConversionError
 from .mappings import MAPPINGS, inference, save
 from .structure import Graph
-
-GRAPH_BEHAVIOUR = {
-    "outputType": lambda v: v == "URL",
-    "includeCost": lambda v: v is False,
-    "deliveryMethod": lambda v: v == "sync",
-    "safety": lambda v: not v.get("checkContent", False) and v.get("mode", "none") == "none",
-}
+from .to_task import tasks_from_graph
 
 
 def unheld_fields(task: dict) -> list[str]:
     """The fields of a task that no node can hold."""
     held = {f for m in MAPPINGS.values() for f in m.task_fields}
-    return [name for name, value in task.items()
-            if name not in held and not (name in GRAPH_BEHAVIOUR and GRAPH_BEHAVIOUR[name](value))]
+    return [name for name in task if name not in held]
 
 
 def graph_from_tasks(data: dict | list, options: ConvertOptions) -> Graph:
@@ -36,7 +32,14 @@ def graph_from_tasks(data: dict | list, options: ConvertOptions) -> Graph:
         raise GraphConversionError("no node holds these task fields yet, so the graph would drop them: "
                                    + "; ".join(problems) + ". Remove them to convert the task.")
     graph = Graph()
+    nodes = []
     for band, task in enumerate(tasks):
         graph.band = band
-        save.build(task, graph, options, inference.build(task, graph, options))
+        nodes.append(inference.build(task, graph, options))
+        save.build(task, graph, options, nodes[-1])
+    written = tasks_from_graph(graph, dataclasses.replace(options, images="data_uri"), as_written=True)
+    for node_id, task, graph_task in zip(nodes, tasks, written):
+        kept = explicit.edits(task, graph_task)
+        if kept:
+            graph.nodes[node_id].properties[explicit.PROPERTY] = kept
     return graph

@@ -9,6 +9,9 @@ inverted), both after applying the EXIF orientation. So:
   (RGB for images, 8-bit grey for masks, read back with LoadImageMask channel "red"), so converting again reuses
   the file. A task path that already is a file in the input folder is referenced as is when ComfyUI reads it
   exactly as the engine does (a plain RGB image, a grey mask); otherwise the normalised copy is written.
+- a task reference that graph -> task would not write back as the same text (a path, a JPEG data URI...) is kept
+  in the load node's properties ("taskImage": {"image": file name, "ref": reference}; {"image": file name,
+  "dataURI": true} where it was that PNG data URI) and written back while the node still reads that file;
 - graph -> task: the file is read as the node reads it, and written as a PNG data URI (`images="data_uri"`), or as
   an absolute file path (`images="file"`): the file itself where the engine reads it the same way, else the
   normalised copy written beside it. Absolute paths keep the task runnable from any folder.
@@ -47,9 +50,11 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _store(image: Image.Image, folder: Path) -> str:
+def _store(image: Image.Image, folder: Path, names: dict | None = None) -> str:
+    """The PNG of `image` in `folder`, named by its content hash (or by `names`, content hash -> file name)."""
     data = png_bytes(image)
-    name = f"sdxlkit_{hashlib.sha256(data).hexdigest()[:24]}.png"
+    digest = hashlib.sha256(data).hexdigest()
+    name = (names or {}).get(digest, f"sdxlkit_{digest[:24]}.png")
     if not (folder / name).is_file():
         write_atomic(folder / name, data)
     return name
@@ -88,10 +93,12 @@ def _local_path(ref: str, base_dir: Path | None) -> Path | None:
         return None
 
 
-def graph_image_name(ref: str, field: str, options: ConvertOptions, *, mask: bool = False) -> str:
-    """task -> graph: the input-folder file name a load node uses for a task's image reference."""
+def graph_image(ref: str, field: str, options: ConvertOptions, *, mask: bool = False) -> tuple[str, bool]:
+    """task -> graph: the input-folder file name a load node uses for a task's image reference, and whether
+    graph -> task must keep `ref` itself to give it back (the PNG data URI it writes would be another text)."""
     folder = _input_dir(options, field)
     target = _engine_view(load_image(ref, field, base_dir=options.base_dir), mask)
+    keep = ref != data_uri(png_bytes(target), "PNG")
     path = _local_path(ref, options.base_dir)
     if path is not None:
         try:
@@ -99,8 +106,8 @@ def graph_image_name(ref: str, field: str, options: ConvertOptions, *, mask: boo
         except ValueError:
             name = None
         if name is not None and _same(comfy_view(path, MASK_CHANNEL if mask else None), target):
-            return name
-    return _store(target, folder)
+            return name, keep
+    return _store(target, folder, options.image_names), keep
 
 
 def _file_path(image: ImageFile, options: ConvertOptions, where: str) -> Path:
@@ -117,15 +124,18 @@ def _file_path(image: ImageFile, options: ConvertOptions, where: str) -> Path:
 
 
 def task_image_ref(image: ImageFile, options: ConvertOptions, where: str) -> str:
-    """graph -> task: the reference a task gets for the image a load node reads."""
+    """graph -> task: the reference a task gets for the image a load node reads (the imported task's own
+    reference where the node kept it and still reads the same file)."""
     path = _file_path(image, options, where)
+    if image.task_ref is not None:
+        return image.task_ref
     if image.require_alpha:
         with Image.open(path) as file:
             if "A" not in file.getbands() and "transparency" not in file.info:
                 raise GraphConversionError(f"{where}: {image.name} has no alpha channel, so LoadImage's mask is empty; "
                                            "paint a mask in the mask editor or use LoadImageMask")
     view = comfy_view(path, image.channel)
-    if options.images == "data_uri":
+    if options.images == "data_uri" or image.data_uri:
         return data_uri(png_bytes(view), "PNG")
     with Image.open(path) as file:
         file.load()

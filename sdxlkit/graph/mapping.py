@@ -9,7 +9,7 @@ there plus its entry in `mappings.MAPPINGS`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -27,13 +27,18 @@ class GraphConversionError(SdxlKitError):
 @dataclass(frozen=True)
 class ConvertOptions:
     """input_dir: ComfyUI's input folder (images of LoadImage nodes); models_dir: the models folder, to map model
-    ids to file names and back (None: references are copied as they are); images: how graph -> task writes images
-    ("data_uri" or "file", see images.py); base_dir: where relative image paths of a task file start."""
+    ids to file names and back (None: references are copied as they are); model_names: instead of models_dir, an
+    object with `file_name_for(ref, kind)` and `reference_for(name, kind)` (inside ComfyUI: its folder_paths, so
+    extra_model_paths.yaml folders count); images: how graph -> task writes images ("data_uri" or "file", see
+    images.py); base_dir: where relative image paths of a task file start; image_names: file names for images
+    written to the input folder, by the sha256 of their PNG (examples.py; default: named by that hash)."""
 
     input_dir: Path | None = None
     models_dir: Path | None = None
+    model_names: Any = None
     images: str = "data_uri"
     base_dir: Path | None = None
+    image_names: dict | None = None
 
     def __post_init__(self):
         if self.images not in IMAGE_MODES:
@@ -87,6 +92,8 @@ class ImageFile:
     name: str
     channel: str | None = None
     require_alpha: bool = False
+    task_ref: str | None = None  # the imported task's reference, kept by the node
+    data_uri: bool = False  # the imported task had the PNG data URI: written so whatever the images option
 
 
 @dataclass(frozen=True)
@@ -96,8 +103,19 @@ class Stack:
 
 
 @dataclass(frozen=True)
+class TaskPart:
+    """What an option node feeds the Inference node: top-level task fields; when a node runs, also the images the
+    engine reads by key (runner.generate_task's `images`) and model files by (reference, kind)."""
+
+    SOURCES: ClassVar[str] = "an SDXLKit option node"
+    fields: dict
+    images: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TaskOutput:
-    SOURCES: ClassVar[str] = "an SDXLKit_Inference node"
+    SOURCES: ClassVar[str] = "an SDXL Inference node"
     node_id: str
     task: dict
 

@@ -1,6 +1,7 @@
 """Model references: a task's `model`-style reference <-> the file name a node's combo widget holds.
 
-Without a models folder both directions copy the text as it is. With one (`ConvertOptions.models_dir`), a task
+`ConvertOptions.model_names`, where given, does both directions instead (inside ComfyUI: nodes/model_names.py,
+through folder_paths). Without a models folder both directions copy the text as it is. With one (`ConvertOptions.models_dir`), a task
 reference is resolved by `ModelsDir.resolve` and written as the file's name inside its kind's folder (checkpoints
 that are diffusers folders as `diffusers/<folder>`, as the Loader lists them); a file name is turned back into
 `ModelsDir.reference_for` (the mapped id where there is one, e.g. civitai:101055@128078, else the file name).
@@ -19,6 +20,8 @@ DIFFUSERS_PREFIX = "diffusers/"  # how SDXLKit_Loader lists diffusers folders am
 
 def file_name_for(ref: str, kind: str, options: ConvertOptions) -> str:
     """The widget value (file name) for a task reference."""
+    if options.model_names is not None:
+        return options.model_names.file_name_for(ref, kind)
     if options.models_dir is None:
         return ref
     root = Path(options.models_dir)
@@ -36,6 +39,8 @@ def file_name_for(ref: str, kind: str, options: ConvertOptions) -> str:
 
 def reference_for(name: str, kind: str, options: ConvertOptions) -> str:
     """The task reference for a widget value (file name)."""
+    if options.model_names is not None:
+        return options.model_names.reference_for(name, kind)
     if options.models_dir is None:
         return name
     root = Path(options.models_dir)

@@ -1,4 +1,4 @@
-"""A graph -> its imageInference tasks: one per SDXLKit_Inference node, in node id order.
+"""A graph -> its imageInference tasks: one per SDXL Inference node (SDXLKit_ImageInference, or the deprecated SDXLKit_Inference), in node id order.
 
 The nodes feeding each Inference node are evaluated statically: each mapping turns its widget values and the
 values of its inputs into its outputs' values (a model reference, an image file, a stack of entries...). A node
@@ -7,12 +7,14 @@ it. Output nodes (SDXLKit_Save) linked straight to an Inference node set their f
 disagree are an error.
 
 taskUUID: kept from the Inference node (UI: node property, API: _meta, both "taskUUID"); a node without one, or
-repeating the taskUUID of an earlier node (a copied node), gets a fresh uuid4.
+repeating the taskUUID of an earlier node (a copied node), gets a fresh uuid4. The fields the imported task set
+or left out are restored from the node's "taskEdits" (explicit.py).
 """
 
 from __future__ import annotations
 
 from ..task.model import new_task_uuid, parse_tasks
+from . import explicit
 from .mapping import ConvertOptions, GraphConversionError, Upstream
 from .mappings import MAPPINGS
 from .structure import Graph, Node
@@ -82,11 +84,12 @@ def _sink_fields(graph: Graph, task_nodes: set[str]) -> dict[str, dict]:
     return fields
 
 
-def tasks_from_graph(graph: Graph, options: ConvertOptions) -> list[dict]:
-    """The tasks of a graph, validated; an error if it holds no SDXLKit_Inference node."""
+def tasks_from_graph(graph: Graph, options: ConvertOptions, *, as_written: bool = False) -> list[dict]:
+    """The tasks of a graph, validated; an error if it holds no Inference node. as_written: as the widgets write
+    them, before the node's taskEdits are undone, not validated (from_task.py compares them with the tasks)."""
     task_nodes = [n.id for n in graph.sorted_nodes() if getattr(MAPPINGS.get(n.class_type), "produces_task", False)]
     if not task_nodes:
-        raise GraphConversionError("the graph has no SDXLKit_Inference node, so it holds no task")
+        raise GraphConversionError("the graph has no SDXL Inference node, so it holds no task")
     evaluator = _Evaluator(graph, options)
     fields = _sink_fields(graph, set(task_nodes))
     tasks, seen = [], set()
@@ -95,6 +98,10 @@ def tasks_from_graph(graph: Graph, options: ConvertOptions) -> list[dict]:
         if task["taskUUID"] in seen:
             task["taskUUID"] = new_task_uuid()
         seen.add(task["taskUUID"])
-        tasks.append(task | fields.get(node_id, {}))
-    parse_tasks(tasks)
+        task |= fields.get(node_id, {})
+        if not as_written:
+            task = explicit.apply(task, graph.nodes[node_id].properties.get(explicit.PROPERTY))
+        tasks.append(task)
+    if not as_written:
+        parse_tasks(tasks)
     return tasks

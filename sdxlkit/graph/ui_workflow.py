@@ -7,15 +7,17 @@ properties ("Node name for S&R", plus the Inference node's taskUUID) and widgets
 
 Read: the same format (link arrays or link objects). As the frontend does when it queues a graph: Reroute nodes
 are followed, muted nodes (mode 2) are left out and bypassed ones (mode 4) pass their first input of the same type
-through; a PrimitiveNode feeding a widget input is skipped (its value is in the widget's own value).
+through; a PrimitiveNode feeding a widget input is skipped (its value is in the widget's own value); nodes inside
+subgraphs are read as the frontend flattens them (subgraphs.py).
 """
 
 from __future__ import annotations
 
-from .layout import layout
+from .layout import layout, view
 from .mapping import GraphConversionError
 from .mappings import MAPPINGS
 from .structure import Graph, Node, id_key
+from .subgraphs import flatten_subgraphs, link_table
 
 VERSION = 0.4
 MUTED, BYPASSED = 2, 4
@@ -64,22 +66,18 @@ def workflow_from_graph(graph: Graph) -> dict:
         })
     return {"last_node_id": max((n["id"] for n in nodes), default=0), "last_link_id": len(links),
             "nodes": nodes, "links": links, "groups": [], "config": {},
-            "extra": {"ds": {"scale": 1.0, "offset": [0, 0]}}, "version": VERSION}
+            "extra": {"ds": view(graph, places)}, "version": VERSION}
 
 
 def _links_by_id(workflow: dict) -> dict[int, tuple[str, int]]:
     """link id -> (origin id, origin slot), from link arrays (0.4) or link objects (1)."""
-    out = {}
-    for link in workflow.get("links") or []:
-        if isinstance(link, dict):
-            link = [link.get(k) for k in ("id", "origin_id", "origin_slot")]
-        out[link[0]] = (str(link[1]), int(link[2]))
-    return out
+    return {link_id: (str(link[0]), int(link[1])) for link_id, link in link_table(workflow).items()}
 
 
 def graph_from_workflow(workflow: dict) -> Graph:
     if not isinstance(workflow.get("nodes"), list):
         raise GraphConversionError("a UI workflow needs a nodes list")
+    workflow = flatten_subgraphs(workflow)
     raw = {str(n["id"]): n for n in workflow["nodes"]}
     links = _links_by_id(workflow)
 

@@ -5,28 +5,48 @@ from pathlib import Path
 
 models_dir = ""
 _output = ""
+_extra: dict[str, list[str]] = {}  # folders added as extra_model_paths.yaml adds them
 
 
 def set_root(root):
     global models_dir, _output
     models_dir = str(Path(root) / "models")
     _output = str(Path(root) / "output")
+    _extra.clear()
 
 
-def get_filename_list(kind):
-    folder = Path(models_dir) / kind
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+def add_model_folder_path(kind, path, is_default=False):
+    _extra.setdefault(kind, []).append(str(path))
 
 
 def get_folder_paths(kind):
-    return [str(Path(models_dir) / kind)]
+    return [str(Path(models_dir) / kind), *_extra.get(kind, [])]
+
+
+def get_filename_list(kind):
+    names = set()
+    for folder in map(Path, get_folder_paths(kind)):
+        if folder.is_dir():
+            names.update(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return sorted(names)
+
+
+def get_full_path(kind, name):
+    for folder in get_folder_paths(kind):
+        if (Path(folder) / name).is_file():
+            return str(Path(folder) / name)
+    return None
 
 
 def get_full_path_or_raise(kind, name):
-    path = Path(models_dir) / kind / name
-    if not path.exists():
+    path = get_full_path(kind, name)
+    if path is None:
         raise FileNotFoundError(f"Model in folder '{kind}' with filename '{name}' not found.")
-    return str(path)
+    return path
+
+
+def get_input_directory():
+    return str(Path(_output).parent / "input")
 
 
 def get_output_directory():

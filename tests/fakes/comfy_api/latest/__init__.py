@@ -56,6 +56,7 @@ class _IO:
             self.hidden = list(hidden)
             self.description = description
             self.is_output_node = is_output_node
+            self.is_deprecated = kwargs.get("is_deprecated", False)
 
     class ComfyNode:
         hidden = None
