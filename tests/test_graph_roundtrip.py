@@ -313,7 +313,7 @@ def test_generated_graphs_survive_graph_task_graph(dirs, generated):
 def test_a_task_without_prompt_weighting_becomes_a_plain_text_node(dirs):
     """New nodes default to sdEmbeds, but a task that leaves promptWeighting out keeps plain text in the graph."""
     api = tasks_to_api([BASE], ConvertOptions(input_dir=dirs / "input"))
-    (node,) = [n for n in api.values() if n["class_type"] == "SDXLKit_Inference"]
+    (node,) = [n for n in api.values() if n["class_type"] == "SDXLKit_ImageInference"]
     assert node["inputs"]["prompt_weighting"] == "none"
     assert "promptWeighting" not in graph_to_tasks(api, ConvertOptions(input_dir=dirs / "input"))[0]
     weighted = tasks_to_api([BASE | {"promptWeighting": "compel"}], ConvertOptions(input_dir=dirs / "input"))
