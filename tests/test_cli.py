@@ -291,7 +291,7 @@ def test_ctrl_c_and_a_closed_pipe_are_quiet(tmp_path, tiny_checkpoint):
     (kept,) = (tmp_path / "out").glob("*")
     assert line.split("wrote ")[1].strip() == kept.as_uri() and Image.open(kept).size == (128, 128)
 
-    for argv, codes in ((["convert", "workflows/txt2img.task.json", "--to", "workflow"], {141}),
+    for argv, codes in ((["convert", "example_tasks/txt2img.task.json", "--to", "workflow"], {141}),
                         (["--help"], {0, 141})):  # argparse itself drops a help text it cannot write
         piped = _sdxlkit(*argv)
         piped.stdout.close()  # `| head` that has read enough
@@ -320,11 +320,12 @@ def test_version_verbose_anywhere_and_helpful_help(tmp_path, capsys, monkeypatch
 def test_convert_needs_no_input_dir_without_images_and_refuses_what_validate_refuses(tmp_path, capsys):
     from pathlib import Path
 
-    workflows = Path(__file__).resolve().parent.parent / "workflows"
-    code, out, err = run_cli(capsys, "convert", workflows / "txt2img.api.json", "--to", "task")
+    root = Path(__file__).resolve().parent.parent
+    code, out, err = run_cli(capsys, "convert", root / "example_api" / "txt2img.api.json", "--to", "task")
     assert code == 0, err
-    assert json.loads(out)["positivePrompt"] == json.loads((workflows / "txt2img.task.json").read_text())["positivePrompt"]
-    code, _, err = run_cli(capsys, "convert", workflows / "img2img.api.json", "--to", "task")
+    twin = json.loads((root / "example_tasks" / "txt2img.task.json").read_text())
+    assert json.loads(out)["positivePrompt"] == twin["positivePrompt"]
+    code, _, err = run_cli(capsys, "convert", root / "example_api" / "img2img.api.json", "--to", "task")
     assert code == 1 and "--input-dir" in err
 
     task = write_task(tmp_path, scheduler="IPNDMScheduler", lora=[{"model": "style", "transformer": "high"}],
