@@ -385,3 +385,25 @@ def test_missing_encoder_is_named_before_models_load(ip_models, tmp_path):
     with pytest.raises(ModelNotFound, match="CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors.*clip_vision"):
         prepare_task(task, RunOptions(models_dir=root, device="cpu"))
 
+
+
+def test_guide_images_are_checked_with_the_task_before_models_load(tmp_path):
+    """runnable.image_references lists every guide image, so run, validate and the task route read and refuse them
+    by their own JSON path."""
+    from sdxlkit.errors import TaskValidationError
+    from sdxlkit.runnable import check_task, image_references
+
+    _image(1).save(tmp_path / "a.png")
+    _image(2, (40, 40)).save(tmp_path / "b.png")
+    task = parse_tasks({"taskType": "imageInference", "taskUUID": UUID, "model": "m", "positivePrompt": "a fox",
+                        "width": 128, "height": 128, "ipAdapters": [
+                            {"model": "runware:55@1", "guideImages": ["a.png"]},
+                            {"model": "runware:55@2", "guideImages": ["b.png", "missing.png"]}]})[0]
+    assert image_references(task) == [("ipAdapters[0].guideImages[0]", "a.png"), ("ipAdapters[1].guideImages[0]", "b.png"),
+                                      ("ipAdapters[1].guideImages[1]", "missing.png")]
+    with pytest.raises(TaskValidationError) as info:
+        check_task(task, "$[2]", base_dir=tmp_path)
+    assert [(p.path, p.code) for p in info.value.problems] == [("$[2].ipAdapters[1].guideImages[1]", "invalidImage")]
+    task.data["ipAdapters"][1]["guideImages"].pop()
+    images = check_task(task, base_dir=tmp_path)
+    assert images["ipAdapters[1].guideImages[0]"].size == (40, 40) and images["ipAdapters[0].guideImages[0]"].mode == "RGB"
