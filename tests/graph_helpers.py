@@ -49,8 +49,6 @@ def with_pixels(task: dict, base_dir=None) -> dict:
         task["inputs"][name] = pixels(ref, name == "maskImage", base_dir)
     for entry in task.get("controlNet", []):
         entry["guideImage"] = pixels(entry["guideImage"], False, base_dir)
-    for entry in task.get("ipAdapters", []):
-        entry["guideImages"] = [pixels(ref, False, base_dir) for ref in entry["guideImages"]]
     return task
 
 
@@ -70,7 +68,7 @@ def expected_after_round_trip(task: dict, result: dict) -> dict:
         t.setdefault("strength", 1.0 if "outpaint" in t else 0.8)
     if "outpaint" in t:
         t["outpaint"] = {k: v for k, v in t["outpaint"].items() if v}
-    for name in ("lora", "controlNet", "ipAdapters"):
+    for name in ("lora", "controlNet"):
         if t.get(name) == []:
             del t[name]
     for entry in t.get("lora", []):
@@ -80,12 +78,6 @@ def expected_after_round_trip(task: dict, result: dict) -> dict:
     for entry in t.get("controlNet", []):
         entry.setdefault("weight", 1)
         for key, unset in (("controlMode", "balanced"), ("startStepPercentage", 0), ("endStepPercentage", 100)):
-            if entry.get(key) == unset:
-                del entry[key]
-    for entry in t.get("ipAdapters", []):
-        entry.setdefault("weight", 1)
-        for key, unset in (("weightType", "normal"), ("combineMethod", "concat"), ("embedScaling", "kv"),
-                           ("weightComposition", 1.0)):
             if entry.get(key) == unset:
                 del entry[key]
     return t
