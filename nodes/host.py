@@ -18,6 +18,16 @@ def file_list(kind: str) -> list[str]:
     return folder_paths.get_filename_list(kind)
 
 
+def ensure_model_folder(kind: str) -> None:
+    """Register models/<kind> for a kind ComfyUI has no key for (ipadapter), with its weight file extensions, as
+    cubiq's IPAdapter_plus does; a folder another pack registered is kept."""
+    import folder_paths
+
+    if kind not in folder_paths.folder_names_and_paths:
+        folder_paths.folder_names_and_paths[kind] = ([os.path.join(folder_paths.models_dir, kind)],
+                                                     set(folder_paths.supported_pt_extensions))
+
+
 def diffusers_folders() -> dict[str, Path]:
     """SDXL models saved as diffusers folders under ComfyUI's diffusers paths (folder_paths lists files only)."""
     import folder_paths

@@ -17,6 +17,7 @@ from PIL import Image
 
 from . import masking, vae
 from .controlnet import CONTROLNETS, Control, ControlNetPart, StepWindow
+from .ipadapter import IPAdapterPart, IPAdapterRequest, adapter_uses
 from .loading.components import SDXLComponents
 from .lora import apply_loras
 from .prompts import encode_prompts
@@ -58,6 +59,7 @@ class Generation:
     outpaint_blur: int = 0
     loras: list[tuple[Path, float]] = field(default_factory=list)
     controls: list[ControlRequest] = field(default_factory=list)
+    ip_adapters: list[IPAdapterRequest] = field(default_factory=list)
 
     @property
     def mode(self) -> str:
@@ -115,6 +117,9 @@ def _controls(components: SDXLComponents, gen: Generation, box: tuple[int, int, 
 def unet_parts(components: SDXLComponents, gen: Generation, box: tuple[int, int, int, int] | None = None) -> list[UNetPart]:
     """Everything that acts on the UNet during a pass of `gen`, outermost first; `box` is the region being repainted."""
     parts: list[UNetPart] = []
+    ip_uses = adapter_uses(gen.ip_adapters, components.unet, components.dtype, components.device)
+    if ip_uses:
+        parts.append(IPAdapterPart(ip_uses, guidance=gen.cfg > 1))
     controls = _controls(components, gen, box)
     if controls:
         parts.append(ControlNetPart(controls, guidance=gen.cfg > 1))

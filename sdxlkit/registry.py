@@ -20,7 +20,15 @@ MAPPING_FILE = "sdxlkit_models.json"
 DEFAULT_IDS = {
     "civitai:101055@128078": "checkpoints/sd_xl_base_1.0_0.9vae.safetensors",
     "runware:20@1": "controlnet/controlnet-canny-sdxl-1.0.safetensors",  # diffusers/controlnet-canny-sdxl-1.0
+    # h94/IP-Adapter sdxl_models, under the names cubiq's README gives them
+    "runware:55@1": "ipadapter/ip-adapter_sdxl.safetensors",
+    "runware:55@2": "ipadapter/ip-adapter-plus_sdxl_vit-h.safetensors",
+    "runware:55@3": "ipadapter/ip-adapter-plus-face_sdxl_vit-h.safetensors",
+    "runware:55@4": "ipadapter/ip-adapter_sdxl_vit-h.safetensors",
 }
+# The CLIP vision encoder (a file name in clip_vision/, resolvable like any reference) each IP-Adapter id needs.
+VIT_BIGG, VIT_H = "CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors", "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"
+IMAGE_ENCODERS = {"runware:55@1": VIT_BIGG, "runware:55@2": VIT_H, "runware:55@3": VIT_H, "runware:55@4": VIT_H}
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 # Folders searched for each kind of model reference: checkpoints may also be diffusers folders (ComfyUI's models/diffusers).
 FOLDERS = {"checkpoints": ("checkpoints", "diffusers")}

@@ -26,11 +26,17 @@ def guide_image_key(index: int) -> str:
     return f"controlNet[{index}].guideImage"
 
 
+def ip_guide_image_key(adapter: int, image: int) -> str:
+    return f"ipAdapters[{adapter}].guideImages[{image}]"
+
+
 def image_references(task: Task) -> list[tuple[str, str]]:
     """(field path, reference) of every image a task reads."""
     inputs = task.data.get("inputs", {})
     refs = [(f"inputs.{name}", inputs[name]) for name in ("seedImage", "maskImage") if name in inputs]
-    return refs + [(guide_image_key(i), c["guideImage"]) for i, c in enumerate(task.data.get("controlNet", []))]
+    refs += [(guide_image_key(i), c["guideImage"]) for i, c in enumerate(task.data.get("controlNet", []))]
+    return refs + [(ip_guide_image_key(i, j), ref) for i, a in enumerate(task.data.get("ipAdapters", []))
+                   for j, ref in enumerate(a["guideImages"])]
 
 
 def _not_executable(task: Task, root: str) -> list[Problem]:
@@ -85,7 +91,8 @@ def geometry_problems(task: Task, images: dict[str, Image.Image], root: str = "$
 
 def read_images(task: Task, root: str = "$", *, base_dir: Path | None = None, allow_urls: bool = False,
                 skip_urls: bool = False) -> tuple[dict[str, Image.Image], list[Problem]]:
-    """The task's images, decoded (keys "seedImage", "maskImage", "controlNet[i].guideImage"), and a problem for
+    """The task's images, decoded (keys "seedImage", "maskImage", "controlNet[i].guideImage",
+    "ipAdapters[i].guideImages[j]"), and a problem for
     each that cannot be read. `skip_urls` leaves http(s) images out unread (`validate` does not download)."""
     images, problems = {}, []
     for field, ref in image_references(task):

@@ -14,7 +14,7 @@ from .loading.cache import MODEL_CACHE, ModelCache
 from .loading.loader import ModelSpec
 from .registry import ModelsDir
 from .results import check_output_folder, writes_files
-from .runnable import check_runnable, check_task, guide_image_key, task_root
+from .runnable import check_runnable, check_task, guide_image_key, ip_guide_image_key, task_root
 from .task import schema
 from .task.model import Task
 
@@ -103,6 +103,24 @@ def _controls(task: Task, images: dict[str, Image.Image], resolve) -> list:
     ) for i, entry in enumerate(task.data.get("controlNet", []))]
 
 
+def _ip_adapters(task: Task, images: dict[str, Image.Image], resolve) -> list:
+    """ipAdapters[] with files resolved: the adapter by its id, its CLIP vision encoder by the id's encoder name."""
+    from .ipadapter import IPAdapterRequest
+    from .registry import IMAGE_ENCODERS
+
+    def option(entry: dict, name: str):
+        return entry.get(name, schema.default(f"ipAdapters[].{name}"))
+
+    return [IPAdapterRequest(
+        path=resolve(entry["model"], "ipadapter", f"ipAdapters[{i}].model"),
+        encoder_path=resolve(IMAGE_ENCODERS[entry["model"]], "clip_vision", f"ipAdapters[{i}].model"),
+        images=[images[ip_guide_image_key(i, j)] for j in range(len(entry["guideImages"]))],
+        weight=float(option(entry, "weight")), weight_type=option(entry, "weightType"),
+        combine_method=option(entry, "combineMethod"), embed_scaling=option(entry, "embedScaling"),
+        weight_composition=float(entry.get("weightComposition", 1.0)),  # cubiq's default
+    ) for i, entry in enumerate(task.data.get("ipAdapters", []))]
+
+
 def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver, root: str = "$"):
     from .generate import Generation
 
@@ -118,6 +136,7 @@ def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver
         seed_image=images.get("seedImage"), mask_image=images.get("maskImage"), mask_margin=task.get("maskMargin"),
         outpaint=outpaint, outpaint_blur=task.get("outpaint.blur") if outpaint else 0,
         loras=_loras(task, named), controls=_controls(task, images, named),
+        ip_adapters=_ip_adapters(task, images, named),
     )
 
 

@@ -82,3 +82,29 @@ def adapter_models(tmp_path_factory, tiny_components, tiny_checkpoint):
                    for layout in ("file", "folder", "ldm")}
     return SimpleNamespace(root=root, checkpoint=root / "checkpoints" / tiny_checkpoint.name, layers=layers, loras=loras,
                            controlnet=controlnet, controlnets=controlnets)
+
+
+@pytest.fixture(scope="session")
+def ip_models(tmp_path_factory, tiny_components, tiny_checkpoint):
+    """A models folder with random IP-Adapters for the tiny UNet under the names runware:55@1 (base, ViT-bigG) and
+    55@2 (Plus, ViT-H) map to, and tiny CLIP vision encoders under cubiq's encoder file names."""
+    from types import SimpleNamespace
+
+    from sdxlkit.registry import DEFAULT_IDS, IMAGE_ENCODERS
+    from sdxlkit.tiny_ipadapter import build_clip_vision, random_ip_adapter, write_clip_vision, write_ip_adapter
+
+    root = tmp_path_factory.mktemp("ip-models")
+    (root / "checkpoints").mkdir()
+    (root / "checkpoints" / tiny_checkpoint.name).symlink_to(tiny_checkpoint)
+    encoders = {IMAGE_ENCODERS["runware:55@1"]: build_clip_vision("tiny", seed=11),
+                IMAGE_ENCODERS["runware:55@2"]: build_clip_vision("tiny", seed=12)}
+    for name, model in encoders.items():
+        write_clip_vision(model, root / "clip_vision" / name)
+    unet = tiny_components["unet"]
+    adapters = {"runware:55@1": random_ip_adapter(unet, encoders[IMAGE_ENCODERS["runware:55@1"]], plus=False, seed=21),
+                "runware:55@2": random_ip_adapter(unet, encoders[IMAGE_ENCODERS["runware:55@2"]], plus=True, seed=22)}
+    for model_id, sd in adapters.items():
+        write_ip_adapter(sd, root / DEFAULT_IDS[model_id])
+    return SimpleNamespace(root=root, checkpoint=root / "checkpoints" / tiny_checkpoint.name, adapters=adapters,
+                           path={i: root / DEFAULT_IDS[i] for i in adapters},
+                           encoder={i: root / "clip_vision" / IMAGE_ENCODERS[i] for i in adapters})

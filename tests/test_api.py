@@ -155,6 +155,16 @@ def test_requests_may_name_image_files_only_inside_the_input_folder(tmp_path):
         assert info.value.problems[0].path == "$.controlNet[0].guideImage"
         messages.add(info.value.problems[0].message)
     assert len(messages) == 1  # existing and missing files outside the folder are refused with the same words
+    adapters = [{"model": "runware:55@1", "guideImages": ["harbor.png", b64]},
+                {"model": "runware:55@2", "guideImages": [str(root / "harbor.png"), str(secret)]}]
+    with pytest.raises(TaskValidationError, match="not a file in ComfyUI's input folder") as info:
+        confine_images(Task(task(0, ipAdapters=adapters)), root)
+    assert [p.path for p in info.value.problems] == ["$.ipAdapters[1].guideImages[1]"]
+    adapters[1]["guideImages"].pop()
+    confined = confine_images(Task(task(0, ipAdapters=adapters)), root)
+    assert [a["guideImages"] for a in confined.data["ipAdapters"]] == [["harbor.png", "data:image/png;base64," + b64],
+                                                                       ["harbor.png"]]
+    assert adapters[1]["guideImages"] == [str(root / "harbor.png")]  # the request itself is left as it was
 
 
 def test_image_errors_name_the_field_and_a_single_task():

@@ -25,7 +25,7 @@ PACK_NODES = ("SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXL
               "SDXLKit_Inference", "SDXLKit_Save", "SDXLKit_Denoise", "SDXLKit_InpaintOptions", "SDXLKit_Outpaint",
               "SDXLKit_Delivery", "SDXLKit_Safety")
 INFERENCE = "SDXLKit_ImageInference"
-PART_INPUTS = ["denoise", "inpaint", "outpaint", "delivery", "safety"]
+PART_INPUTS = ["denoise", "inpaint", "outpaint", "delivery", "safety", "ip_adapter_stack"]
 WIDGET_IO = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 
@@ -159,7 +159,6 @@ def test_layout_of_a_full_task_reads_left_to_right(tmp_path):
 # --- fields no node holds ---
 
 @pytest.mark.parametrize("fields,named", [
-    ({"ipAdapters": [{"model": "runware:55@1", "guideImages": ["x"]}]}, "ipAdapters"),
     ({"hiresFix": True, "ttl": 120}, "hiresFix"),
     ({"acceleratorOptions": {}}, "acceleratorOptions"),
 ])

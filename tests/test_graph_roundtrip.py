@@ -20,7 +20,7 @@ from sdxlkit.task.model import parse_tasks
 from sdxlkit.task.validate import task_problems
 
 # Schema fields of features that have no node yet (each feature's node takes its field off this list).
-NO_NODE_YET = {"ipAdapters", "photoMaker", "ultralytics", "hiresFix", "acceleratorOptions", "refiner", "embeddings"}
+NO_NODE_YET = {"photoMaker", "ultralytics", "hiresFix", "acceleratorOptions", "refiner", "embeddings"}
 
 UUID = "7c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 BASE = {"taskType": "imageInference", "taskUUID": UUID, "model": "sd_xl_base_1.0.safetensors",
@@ -67,6 +67,13 @@ def examples():
              "endStepPercentage": 80},
             {"model": "lineart", "guideImage": guide, "controlMode": "balanced", "startStepPercentage": 0, "endStep": 20},
             {"model": "tile", "guideImage": guide, "startStep": 0, "endStepPercentage": 100}]},
+        "ip_adapters": BASE | {"seed": 6, "ipAdapters": [
+            {"model": "runware:55@1", "guideImages": [guide]},
+            {"model": "runware:55@2", "guideImages": [guide, seed, data_uri(make_image((40, 24), seed=9))],
+             "weight": -0.4, "weightType": "strong_style_and_composition", "weightComposition": 0.25,
+             "combineMethod": "norm_average", "embedScaling": "k_mean_v_penalty_c"},
+            {"model": "runware:55@3", "guideImages": [seed], "weightType": "normal", "combineMethod": "concat",
+             "embedScaling": "kv", "weightComposition": 1.0}]},
     }
 
 
@@ -217,6 +224,17 @@ def test_every_schema_field_is_generated_or_has_no_feature_yet(dirs):
 
 
 @st.composite
+def ip_adapter_entries(draw, dirs):
+    entry = {"model": draw(st.sampled_from(schema.enum("ipAdapters[].model"))),
+             "guideImages": draw(st.lists(image_refs(dirs), min_size=1, max_size=4))}
+    optional(draw, entry, "weight", st.floats(-4, 4))
+    optional(draw, entry, "weightComposition", st.floats(0, 1))
+    for key in ("weightType", "combineMethod", "embedScaling"):
+        optional(draw, entry, key, st.sampled_from(schema.enum(f"ipAdapters[].{key}")))
+    return entry
+
+
+@st.composite
 def tasks(draw, dirs):
     """A valid task with any combination of the fields that have a node."""
     task = {"taskType": "imageInference", "taskUUID": str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1)), version=4)),
@@ -266,6 +284,8 @@ def tasks(draw, dirs):
             max_size=3))
     if draw(st.booleans()):
         task["controlNet"] = draw(st.lists(control_entries(dirs, steps), max_size=3))
+    if draw(st.booleans()):
+        task["ipAdapters"] = draw(st.lists(ip_adapter_entries(dirs), max_size=2))
     assert task_problems(task) == [], task_problems(task)
     return task
 

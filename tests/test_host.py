@@ -18,14 +18,17 @@ from sdxlkit.metadata import read_texts
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 pytestmark = [pytest.mark.host, pytest.mark.skipif(not COMFYUI_PATH, reason="set COMFYUI_PATH to test in a real ComfyUI")]
 ROOT = Path(__file__).resolve().parent.parent
-NODE_IDS = {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_Inference", "SDXLKit_Save",
+NODE_IDS = {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_IPAdapter", "SDXLKit_Inference", "SDXLKit_Save",
             "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
             "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety"}
 # the file names the example workflows use, served by the tiny test models
 EXAMPLE_MODELS = {"checkpoints/sd_xl_base_1.0_0.9vae.safetensors": "checkpoint",
                   "loras/sdxl_watercolor_style.safetensors": "style_kohya",
                   "loras/sdxl_detail_tweaker.safetensors": "detail_kohya",
-                  "controlnet/controlnet-canny-sdxl-1.0.safetensors": "canny_file"}
+                  "controlnet/controlnet-canny-sdxl-1.0.safetensors": "canny_file",
+                  "ipadapter/ip-adapter_sdxl.safetensors": "ip_base", "ipadapter/ip-adapter-plus_sdxl_vit-h.safetensors": "ip_plus",
+                  "clip_vision/CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors": "vit_bigg",
+                  "clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors": "vit_h"}
 
 
 def _free_port() -> int:
@@ -58,12 +61,14 @@ def _link(path: Path, target: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_checkpoint, adapter_models):
+def server(tmp_path_factory, tiny_checkpoint, adapter_models, ip_models):
     base = tmp_path_factory.mktemp("comfy-base")
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / "sdxlkit").symlink_to(ROOT)
     _link(base / "models" / "checkpoints" / "tiny-sdxl.safetensors", tiny_checkpoint)
-    files = {"checkpoint": tiny_checkpoint, **adapter_models.loras, "canny_file": adapter_models.controlnets["file"]}
+    files = {"checkpoint": tiny_checkpoint, **adapter_models.loras, "canny_file": adapter_models.controlnets["file"],
+             "ip_base": ip_models.path["runware:55@1"], "ip_plus": ip_models.path["runware:55@2"],
+             "vit_bigg": ip_models.encoder["runware:55@1"], "vit_h": ip_models.encoder["runware:55@2"]}
     for name, source in EXAMPLE_MODELS.items():
         _link(base / "models" / name, files[source])
     python = os.environ.get("COMFYUI_PYTHON", str(Path(COMFYUI_PATH).parent / "venv" / "bin" / "python"))
@@ -115,7 +120,8 @@ def test_pack_imports_and_registers_every_node(server):
     assert info["SDXLKit_Inference"]["deprecated"] is True and info["SDXLKit_ImageInference"]["deprecated"] is False
     inference = info["SDXLKit_ImageInference"]["input"]["required"]
     assert set(info["SDXLKit_ImageInference"]["input"]["optional"]) == {
-        "seed_image", "mask_image", "lora_stack", "control_stack", "denoise", "inpaint", "outpaint", "delivery", "safety"}
+        "seed_image", "mask_image", "lora_stack", "control_stack", "denoise", "inpaint", "outpaint", "delivery", "safety",
+        "ip_adapter_stack"}
     assert inference["width"][1]["min"] == 128 and inference["width"][1]["step"] == 8
     kind, options = inference["scheduler"][0], inference["scheduler"][1]
     assert len(options["options"] if kind == "COMBO" else kind) == 75
@@ -309,3 +315,6 @@ def test_example_workflow_runs_through_prompt(server, name):
     assert task["taskUUID"] == twin["taskUUID"] and task.get("lora") == twin.get("lora")
     assert [{k: v for k, v in c.items() if k != "guideImage"} for c in task.get("controlNet", [])] == \
         [{k: v for k, v in c.items() if k != "guideImage"} for c in twin.get("controlNet", [])]
+    assert [{k: v for k, v in c.items() if k != "guideImages"} for c in task.get("ipAdapters", [])] == \
+        [{k: v for k, v in c.items() if k != "guideImages"} for c in twin.get("ipAdapters", [])]
+    assert [len(c["guideImages"]) for c in task.get("ipAdapters", [])] == [len(c["guideImages"]) for c in twin.get("ipAdapters", [])]

@@ -29,6 +29,8 @@ WIDGET_FIELDS = {
     "SDXLKit_LoraStack": {"weight": "lora[].weight", "transformer": "lora[].transformer"},
     "SDXLKit_ControlNet": {"weight": "controlNet[].weight", "control_mode": "controlNet[].controlMode",
                            "start": "controlNet[].startStepPercentage", "end": "controlNet[].endStepPercentage"},
+    "SDXLKit_IPAdapter": {"weight": "ipAdapters[].weight", "weight_type": "ipAdapters[].weightType",
+                          "combine_method": "ipAdapters[].combineMethod", "embed_scaling": "ipAdapters[].embedScaling"},
 }
 
 
@@ -41,7 +43,7 @@ def test_pack_registers_only_through_entrypoint(pack):
     assert not hasattr(pack, "NODE_CLASS_MAPPINGS")
     assert pack.WEB_DIRECTORY == "./js"
     ids = set(node_classes(pack))
-    assert ids == {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_Inference", "SDXLKit_Save",
+    assert ids == {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_IPAdapter", "SDXLKit_Inference", "SDXLKit_Save",
                    "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
                    "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety"}
 
@@ -303,3 +305,49 @@ def test_option_nodes_feed_the_inference_node(comfy_root, pack):
     assert task["strength"] == 0.35 and task["outputType"] == "dataURI" and task["includeCost"] is False
     assert "ttl" not in task and "webhookURL" not in task and "outpaint" not in task
     assert images.shape == (1, 128, 128, 3)
+
+
+def _core_values(**overrides) -> dict:
+    return {k: v for k, v in inference_values(**overrides).items()
+            if k not in ("strength", "only_masked", "mask_margin") and not k.startswith("outpaint_")}
+
+
+def test_ip_adapter_stack_feeds_the_inference_node(comfy_root, pack, ip_models):
+    for kind, path in (("ipadapter", ip_models.path["runware:55@1"]), ("ipadapter", ip_models.path["runware:55@2"]),
+                       ("clip_vision", ip_models.encoder["runware:55@1"]), ("clip_vision", ip_models.encoder["runware:55@2"])):
+        (comfy_root / "models" / kind).mkdir(parents=True, exist_ok=True)
+        (comfy_root / "models" / kind / path.name).symlink_to(path)
+    classes = node_classes(pack)
+    node = classes["SDXLKit_IPAdapter"]
+    assert node.define_schema().inputs[4].options == ["ip-adapter-plus_sdxl_vit-h.safetensors", "ip-adapter_sdxl.safetensors"]
+    (model,) = classes["SDXLKit_Loader"].execute("tiny-sdxl.safetensors", "(checkpoint's own)", "auto").args
+    two, one = torch.rand(2, 40, 56, 3), torch.rand(1, 32, 32, 3)
+    options = dict(weight_type="normal", combine_method="concat", embed_scaling="kv", weight_composition=1.0)
+    (stack,) = node.execute(image=two, image_2=one, ipadapter_name="ip-adapter_sdxl.safetensors",
+                            clip_vision_name="CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors", weight=0.8,
+                            **options | {"combine_method": "average"}).args
+    (stack,) = node.execute(image=one, ipadapter_name="ip-adapter-plus_sdxl_vit-h.safetensors",
+                            clip_vision_name="CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors", weight=0.5,
+                            ip_adapter_stack=stack, **options | {"weight_type": "style_and_composition",
+                                                                 "weight_composition": 0.3}).args
+    assert sorted(stack.images) == ["ipAdapters[0].guideImages[0]", "ipAdapters[0].guideImages[1]",
+                                    "ipAdapters[0].guideImages[2]", "ipAdapters[1].guideImages[0]"]
+    inference = classes["SDXLKit_ImageInference"]
+    base, _ = inference.execute(model, **_core_values(number_results=1)).args
+    images, task_json = inference.execute(model, ip_adapter_stack=stack, **_core_values(number_results=1)).args
+    first, second = json.loads(task_json)["ipAdapters"]
+    assert len(first["guideImages"]) == 3 and all(g.startswith("data:image/png;base64,") for g in first["guideImages"])
+    assert {k: v for k, v in first.items() if k != "guideImages"} == {"model": "runware:55@1", "weight": 0.8,
+                                                                       "combineMethod": "average"}
+    assert {k: v for k, v in second.items() if k != "guideImages"} == {
+        "model": "runware:55@2", "weight": 0.5, "weightType": "style_and_composition", "weightComposition": 0.3}
+    assert (images - base).abs().max() > 1e-3
+
+
+def test_ip_adapter_node_refuses_a_file_no_id_maps_to(comfy_root, pack, ip_models):
+    (comfy_root / "models" / "ipadapter").mkdir(parents=True)
+    (comfy_root / "models" / "ipadapter" / "my_adapter.safetensors").symlink_to(ip_models.path["runware:55@1"])
+    node = node_classes(pack)["SDXLKit_IPAdapter"]
+    with pytest.raises(pack.sdxlkit.errors.ModelNotFound, match="my_adapter.safetensors is not mapped to an IP-Adapter id.*sdxlkit_models.json"):
+        node.execute(image=torch.rand(1, 32, 32, 3), ipadapter_name="my_adapter.safetensors", clip_vision_name="x",
+                     weight=1.0, weight_type="normal", combine_method="concat", embed_scaling="kv", weight_composition=1.0)

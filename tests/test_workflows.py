@@ -12,6 +12,7 @@ from PIL import Image
 
 from sdxlkit.graph.convert import graph_to_tasks, tasks_to_api, tasks_to_workflow
 from sdxlkit.graph.examples import API, EXAMPLES, INPUT, TASKS, WORKFLOWS, example_options, placeholder_models
+from sdxlkit.runnable import image_references
 from sdxlkit.task.model import parse_tasks
 from sdxlkit.task.schema import vendor_schema
 
@@ -36,7 +37,7 @@ def api(name: str) -> dict:
 
 def test_every_capability_has_an_example_and_the_browser_lists_only_ui_workflows():
     assert {"txt2img", "img2img", "inpaint", "outpaint", "lora_stack", "controlnet_balanced", "controlnet_prompt",
-            "controlnet_controlnet"} <= set(NAMES)
+            "controlnet_controlnet", "ipadapter_style_transfer", "ipadapter_two_images"} <= set(NAMES)
     assert sorted(p.name.removesuffix(".task.json") for p in (ROOT / TASKS).glob("*.task.json")) == NAMES
     listed = sorted(p.name for folder in TEMPLATE_FOLDERS for p in (ROOT / folder).glob("*.json"))
     assert listed == sorted(f"{title}.json" for title in EXAMPLES.values())
@@ -55,8 +56,7 @@ def test_each_template_has_a_thumbnail(name):
 def test_twin_is_self_contained_and_valid_for_the_cloud_api_too(name):
     task = twin(name)
     assert not list(jsonschema.Draft202012Validator(vendor_schema()).iter_errors(task))
-    parse_tasks(task)
-    images = [*task.get("inputs", {}).values(), *(c["guideImage"] for c in task.get("controlNet", []))]
+    images = [ref for _, ref in image_references(parse_tasks(task)[0])]
     assert all(ref.startswith("data:image/png;base64,") for ref in images)
 
 

@@ -111,14 +111,24 @@ def _copy_images(data: dict) -> dict:
         copy["inputs"] = dict(copy["inputs"])
     if "controlNet" in copy:
         copy["controlNet"] = [dict(c) for c in copy["controlNet"]]
+    if "ipAdapters" in copy:
+        copy["ipAdapters"] = [dict(a, guideImages=list(a["guideImages"])) for a in copy["ipAdapters"]]
     return copy
+
+
+def _index(field: str, name: str) -> int:
+    """i of `name[i]` in a field path such as ipAdapters[1].guideImages[0]."""
+    start = field.index(name + "[") + len(name) + 1
+    return int(field[start:field.index("]", start)])
 
 
 def _set_image(data: dict, field: str, ref: str) -> None:
     if field.startswith("inputs."):
         data["inputs"][field.removeprefix("inputs.")] = ref
+    elif field.startswith("ipAdapters["):
+        data["ipAdapters"][_index(field, "ipAdapters")]["guideImages"][_index(field, "guideImages")] = ref
     else:
-        data["controlNet"][int(field[len("controlNet["):field.index("]")])]["guideImage"] = ref
+        data["controlNet"][_index(field, "controlNet")]["guideImage"] = ref
 
 
 def hold_inline_images(task: Task, store: InlineImages, holder: str) -> Task:

@@ -24,6 +24,8 @@ def _images(task: dict) -> list[tuple[str, Image.Image]]:
              for key, label in (("seedImage", "seed image"), ("maskImage", "mask")) if key in inputs]
     found += [(f"guide ({entry.get('controlMode', 'balanced')})", to_rgb(load_image(entry["guideImage"], "guideImage")))
               for entry in task.get("controlNet", [])]
+    found += [(f"IP-Adapter ({entry.get('weightType', 'normal')})", to_rgb(load_image(ref, "guideImages")))
+              for entry in task.get("ipAdapters", []) for ref in entry["guideImages"]]
     return found
 
 

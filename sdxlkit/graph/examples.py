@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from ..images import data_uri, load_image, to_mask, to_rgb
-from ..registry import ModelsDir
+from ..registry import IMAGE_ENCODERS, ModelsDir
 from ..results import write_atomic
 from .convert import tasks_to_api, tasks_to_workflow
 from .images import png_bytes
@@ -34,6 +34,8 @@ EXAMPLES = {  # twin name -> template title (the workflow's file name)
     "controlnet_balanced": "SDXL 6 - ControlNet, balanced",
     "controlnet_prompt": "SDXL 7 - ControlNet, prompt more important",
     "controlnet_controlnet": "SDXL 8 - ControlNet, ControlNet more important",
+    "ipadapter_style_transfer": "SDXL 9 - IP-Adapter, style transfer",
+    "ipadapter_two_images": "SDXL 10 - IP-Adapter, two guide images",
 }
 KINDS = {"model": "checkpoints", "vae": "vae"}
 
@@ -42,6 +44,8 @@ def _referenced(task: dict) -> list[tuple[str, str]]:
     refs = [(task[field], kind) for field, kind in KINDS.items() if field in task]
     refs += [(entry["model"], "loras") for entry in task.get("lora", [])]
     refs += [(entry["model"], "controlnet") for entry in task.get("controlNet", [])]
+    for entry in task.get("ipAdapters", []):
+        refs += [(entry["model"], "ipadapter"), (IMAGE_ENCODERS[entry["model"]], "clip_vision")]
     return refs
 
 
@@ -62,7 +66,9 @@ def placeholder_models(task: dict, root: Path) -> Path:
 def image_fields(task: dict) -> list[tuple[dict, str, bool]]:
     """(holder, key, is_mask) for each image reference of a task."""
     found = [(task["inputs"], key, key == "maskImage") for key in ("seedImage", "maskImage") if key in task.get("inputs", {})]
-    return found + [(entry, "guideImage", False) for entry in task.get("controlNet", [])]
+    found += [(entry, "guideImage", False) for entry in task.get("controlNet", [])]
+    return found + [(entry["guideImages"], j, False) for entry in task.get("ipAdapters", [])
+                    for j in range(len(entry["guideImages"]))]
 
 
 def _engine_png(image, mask: bool) -> bytes:

@@ -6,6 +6,8 @@ from pathlib import Path
 models_dir = ""
 _output = ""
 _extra: dict[str, list[str]] = {}  # folders added as extra_model_paths.yaml adds them
+folder_names_and_paths = {}
+supported_pt_extensions = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
 
 
 def set_root(root):
