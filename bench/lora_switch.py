@@ -12,21 +12,17 @@ After all switches the base output is compared with a freshly loaded model (bit-
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _setup import generation_parser
+
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=20)
+    parser = generation_parser(repeats=False)
     parser.add_argument("--switches", type=int, default=20)
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--preset", default="mid", help="mid (CPU) or full (SDXL's own sizes, for a GPU)")
