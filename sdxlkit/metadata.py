@@ -4,6 +4,7 @@ JPG/WEBP (0x0110 Model for the first key, then 0x010F Make, 0x010E ... as ComfyU
 from __future__ import annotations
 
 import io
+import logging
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
@@ -12,6 +13,8 @@ from .images import FORMATS
 
 TASK_KEY = "sdxlkit_task"
 _FIRST_EXIF_TAG = 0x0110
+_JPEG_EXIF_LIMIT = 0xFFFF - 2  # an APP1 segment's length field counts its own two bytes
+logger = logging.getLogger(__name__)
 
 
 def encode_with_metadata(image: Image.Image, fmt: str, quality: int, texts: dict[str, str]) -> bytes:
@@ -23,15 +26,31 @@ def encode_with_metadata(image: Image.Image, fmt: str, quality: int, texts: dict
             info.add_text(key, value)
         image.save(buffer, format="PNG", pnginfo=info, compress_level=4)
         return buffer.getvalue()
+    rgb = image.convert("RGB")
+    if pil_format == "WEBP":
+        rgb.save(buffer, format="WEBP", quality=quality, exif=_exif(texts))
+        return buffer.getvalue()
+    kept = _fitting_jpeg_texts(texts)
+    rgb.save(buffer, format="JPEG", quality=quality, exif=_exif(kept))
+    return buffer.getvalue()
+
+
+def _exif(texts: dict[str, str]) -> Image.Exif:
     exif = Image.Exif()
     for offset, (key, value) in enumerate(texts.items()):
         exif[_FIRST_EXIF_TAG - offset] = f"{key}:{value}"
-    rgb = image.convert("RGB")
-    if pil_format == "JPEG":
-        rgb.save(buffer, format="JPEG", quality=quality, exif=exif)
-    else:
-        rgb.save(buffer, format="WEBP", quality=quality, exif=exif)
-    return buffer.getvalue()
+    return exif
+
+
+def _fitting_jpeg_texts(texts: dict[str, str]) -> dict[str, str]:
+    """The entries that fit a JPEG's one 64 KB EXIF segment, leaving out the largest first (a task with inline images
+    can be far larger): the image is still written, and the warning says what was left out and how to keep it."""
+    kept = dict(texts)
+    while kept and len(_exif(kept).tobytes()) > _JPEG_EXIF_LIMIT:
+        key = max(kept, key=lambda k: len(kept[k]))
+        logger.warning("the %r metadata (%d characters) does not fit in a JPEG's 64 KB EXIF segment and was left out; "
+                       "save as PNG or WEBP to keep it", key, len(kept.pop(key)))
+    return kept
 
 
 def read_texts(data: bytes) -> dict[str, str]:
