@@ -19,12 +19,16 @@ def file_list(kind: str) -> list[str]:
 
 
 def ensure_model_folder(kind: str) -> None:
-    """Register models/<kind> for a kind ComfyUI has no key for (ipadapter), with its weight file extensions, as
-    cubiq's IPAdapter_plus does; a folder another pack registered is kept."""
+    """Register models/<kind> (the registry's folder for it: ultralytics/bbox for ultralytics_bbox) for a kind ComfyUI
+    has no key for (ipadapter), with its weight file extensions, as cubiq's IPAdapter_plus and Impact Pack do; a
+    folder another pack registered is kept."""
     import folder_paths
 
+    from ..sdxlkit.registry import FOLDERS
+
     if kind not in folder_paths.folder_names_and_paths:
-        folder_paths.folder_names_and_paths[kind] = ([os.path.join(folder_paths.models_dir, kind)],
+        folder = os.path.join(folder_paths.models_dir, *FOLDERS.get(kind, (kind,))[0].split("/"))
+        folder_paths.folder_names_and_paths[kind] = ([folder],
                                                      set(folder_paths.supported_pt_extensions))
 
 

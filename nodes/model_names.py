@@ -15,7 +15,7 @@ from pathlib import Path
 from ..sdxlkit.errors import ModelNotFound
 from ..sdxlkit.graph.mapping import GraphConversionError
 from ..sdxlkit.graph.references import DIFFUSERS_PREFIX
-from ..sdxlkit.registry import WEIGHT_SUFFIXES, ModelsDir
+from ..sdxlkit.registry import WEIGHT_SUFFIXES, ModelsDir, mapped_file
 from . import host
 
 
@@ -34,7 +34,7 @@ class ComfyModelNames:
 
     def _mapped(self, ref: str) -> Path | None:
         rel = self.models.mapping().get(ref)
-        return None if rel is None else self.models.root / rel
+        return None if rel is None else mapped_file(self.models.root / rel)
 
     def _name_of(self, path: Path, kind: str) -> str | None:
         """The name ComfyUI lists for a file or diffusers folder, if it is in one of the kind's folders."""

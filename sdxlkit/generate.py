@@ -3,13 +3,14 @@
 Each mode is a function that prepares its denoising pass (sdxlkit.sampling.denoise, diffusers' SDXL pipelines
 producing latents); `unet_parts` is the one list of the features acting on the UNet during a pass. Prompts are
 encoded by sdxlkit.prompts (unlimited length, clip skip, weighting) and pixels go through the guarded VAE.
+Each image is the mode's base image followed by the post-passes, in `one_image`'s order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
@@ -23,6 +24,10 @@ from .lora import apply_loras
 from .prompts import encode_prompts
 from .sampling import DenoisePass, UNetPart, denoise
 from .sampling.passes import OnStep
+
+if TYPE_CHECKING:
+    from .faces import FaceDetailer
+    from .hires import HiresFix
 
 
 @dataclass
@@ -60,6 +65,8 @@ class Generation:
     loras: list[tuple[Path, float]] = field(default_factory=list)
     controls: list[ControlRequest] = field(default_factory=list)
     ip_adapters: list[IPAdapterRequest] = field(default_factory=list)
+    hires: HiresFix | None = None  # post-pass: generate smaller, upscale, refine (sdxlkit.hires)
+    faces: FaceDetailer | None = None  # post-pass: repaint detected faces (sdxlkit.faces)
 
     @property
     def mode(self) -> str:
@@ -99,8 +106,10 @@ def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image if image.size == size else image.resize(size, Image.LANCZOS)
 
 
-def _controls(components: SDXLComponents, gen: Generation, box: tuple[int, int, int, int] | None = None) -> list[Control]:
-    """The ControlNets of `gen` with their guide images at the generation size (cropped like the inpaint region)."""
+def _controls(components: SDXLComponents, gen: Generation, box: tuple[int, int, int, int] | None = None,
+              pass_size: tuple[int, int] | None = None) -> list[Control]:
+    """The ControlNets of `gen` with their guide images at the generation size, cropped like the region being
+    repainted and resized to the pass's size (the generation size unless given)."""
     size = (gen.width, gen.height)
     controls = []
     for request in gen.controls:
@@ -109,18 +118,21 @@ def _controls(components: SDXLComponents, gen: Generation, box: tuple[int, int, 
         model = CONTROLNETS.get(request.path, components.unet.config, components.dtype, components.device)
         image = _fit(request.image.convert("RGB"), size)
         if box is not None and box != (0, 0) + size:
-            image = _fit(image.crop(box), size)
+            image = image.crop(box)
+        image = _fit(image, pass_size or size)
         controls.append(Control(model, _to_tensor(image), request.weight, request.mode, request.window))
     return controls
 
 
-def unet_parts(components: SDXLComponents, gen: Generation, box: tuple[int, int, int, int] | None = None) -> list[UNetPart]:
-    """Everything that acts on the UNet during a pass of `gen`, outermost first; `box` is the region being repainted."""
+def unet_parts(components: SDXLComponents, gen: Generation, box: tuple[int, int, int, int] | None = None,
+               pass_size: tuple[int, int] | None = None) -> list[UNetPart]:
+    """Everything that acts on the UNet during a pass of `gen`, outermost first; `box` is the region being repainted
+    (in the generation's pixels) and `pass_size` the pass's size when it is not the generation size."""
     parts: list[UNetPart] = []
     ip_uses = adapter_uses(gen.ip_adapters, components.unet, components.dtype, components.device)
     if ip_uses:
         parts.append(IPAdapterPart(ip_uses, guidance=gen.cfg > 1))
-    controls = _controls(components, gen, box)
+    controls = _controls(components, gen, box, pass_size)
     if controls:
         parts.append(ControlNetPart(controls, guidance=gen.cfg > 1))
     return parts
@@ -162,6 +174,26 @@ def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_s
 MODES = {"txt2img": txt2img, "img2img": img2img, "inpaint": inpaint, "outpaint": inpaint}
 
 
+def prompt_embeds(components: SDXLComponents, gen: Generation, prompt: str, negative_prompt: str | None, cfg: float):
+    """The prompt embeddings of a pass at guidance `cfg` (no negative prompt without guidance)."""
+    guidance = cfg > 1
+    return encode_prompts((components.tokenizer, components.tokenizer_2),
+                          (components.text_encoder, components.text_encoder_2),
+                          prompt, negative_prompt if guidance else None,
+                          clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
+
+
+def one_image(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
+    """The mode's base image (at the hires fix's first-pass size when there is one), then each post-pass in order;
+    a post-pass the task does not ask for returns the image unchanged."""
+    from .faces import detail_faces  # the post-pass modules build on this one
+    from .hires import first_pass, hires_fix
+
+    image = MODES[gen.mode](components, first_pass(gen), seed, embeds, on_step)
+    image = hires_fix(components, gen, image, seed, embeds, on_step)
+    return detail_faces(components, gen, image, seed, on_step)
+
+
 def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None) -> list[tuple[torch.Tensor, int]]:
     """All of `generate_each`'s images in a list."""
     return list(generate_each(components, gen, on_step))
@@ -174,11 +206,7 @@ def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep |
 
     on_step(done, total) is called after every denoising step; whatever it raises (an interrupt) propagates."""
     apply_loras(components, gen.loras)
-    guidance = gen.cfg > 1
-    embeds = encode_prompts((components.tokenizer, components.tokenizer_2),
-                            (components.text_encoder, components.text_encoder_2),
-                            gen.prompt, gen.negative_prompt if guidance else None,
-                            clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
+    embeds = prompt_embeds(components, gen, gen.prompt, gen.negative_prompt, gen.cfg)
     for index in range(gen.count):
         seed = gen.seed + index
 
@@ -186,4 +214,4 @@ def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep |
             if on_step is not None:
                 on_step(index * total + done, gen.count * total)
 
-        yield MODES[gen.mode](components, gen, seed, embeds, image_step), seed
+        yield one_image(components, gen, seed, embeds, image_step), seed

@@ -25,15 +25,28 @@ DEFAULT_IDS = {
     "runware:55@2": "ipadapter/ip-adapter-plus_sdxl_vit-h.safetensors",
     "runware:55@3": "ipadapter/ip-adapter-plus-face_sdxl_vit-h.safetensors",
     "runware:55@4": "ipadapter/ip-adapter_sdxl_vit-h.safetensors",
+    # hiresFix.model: the upscaler files under their usual names (a mapped .pth may also be there as .safetensors)
+    "runware:504@1": "upscale_models/RealESRGAN_x4plus.pth",
+    "runware:realesrgan@anime-6b": "upscale_models/RealESRGAN_x4plus_anime_6B.pth",
+    "runware:esrgan@animesharp": "upscale_models/4x-AnimeSharp.pth",
+    "runware:esrgan@ultrasharp": "upscale_models/4x-UltraSharp.pth",
 }
+# The face detailer's detector (the task has no field for it): this file of ultralytics/bbox (Impact Pack's folder),
+# or what sdxlkit_models.json maps this name to.
+FACE_DETECTOR = ("face_yolov8m.pt", "ultralytics_bbox")
 # The CLIP vision encoder (a file name in clip_vision/, resolvable like any reference) each IP-Adapter id needs.
 VIT_BIGG, VIT_H = "CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors", "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"
 IMAGE_ENCODERS = {"runware:55@1": VIT_BIGG, "runware:55@2": VIT_H, "runware:55@3": VIT_H, "runware:55@4": VIT_H}
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 # Folders searched for each kind of model reference: checkpoints may also be diffusers folders (ComfyUI's models/diffusers).
-FOLDERS = {"checkpoints": ("checkpoints", "diffusers")}
+FOLDERS = {"checkpoints": ("checkpoints", "diffusers"), "ultralytics_bbox": ("ultralytics/bbox",)}
 # A canonical id such as civitai:101055@128078 or runware:20@1 (a name, never a path).
 MODEL_ID = re.compile(r"[A-Za-z][\w.-]*:[^/\\]+")
+
+
+def mapped_file(path: Path) -> Path | None:
+    """The file a mapping names, or the same name with another weight suffix (a .pth converted to .safetensors)."""
+    return next((p for p in (path, *(path.with_suffix(s) for s in WEIGHT_SUFFIXES)) if p.exists()), None)
 
 
 @dataclass(frozen=True)
@@ -59,8 +72,8 @@ class ModelsDir:
         mapping_file = self.root / MAPPING_FILE
         if ref in mapping:
             path = self.root / mapping[ref]
-            if path.exists():
-                return path
+            if (found := mapped_file(path)) is not None:
+                return found
             source = mapping_file if ref not in DEFAULT_IDS or mapping[ref] != DEFAULT_IDS[ref] else "the built-in mapping"
             raise ModelNotFound(f"model {ref!r} is mapped by {source} to {path}, which does not exist; put the file "
                                 f"there, or map the id to another file in {mapping_file}")

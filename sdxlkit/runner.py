@@ -121,6 +121,36 @@ def _ip_adapters(task: Task, images: dict[str, Image.Image], resolve) -> list:
     ) for i, entry in enumerate(task.data.get("ipAdapters", []))]
 
 
+def _hires(task: Task, resolve):
+    """hiresFix: true = the documented defaults; steps default to the task's steps."""
+    from .hires import HiresFix
+    from .task.model import HIRES_DEFAULTS
+    from .upscale import spandrel
+
+    if not task.has("hiresFix"):
+        return None
+    spandrel()  # missing or broken: say what to install before any model loads
+    settings = HIRES_DEFAULTS | {"steps": task.get("steps")} | (task.data["hiresFix"] if isinstance(task.data["hiresFix"], dict) else {})
+    return HiresFix(upscaler=resolve(settings["model"], "upscale_models", "hiresFix.model"), steps=settings["steps"],
+                    strength=float(settings["strength"]))
+
+
+def _faces(task: Task, resolve):
+    from .faces import FaceDetailer
+    from .faces.yolo import ultralytics
+    from .registry import FACE_DETECTOR
+
+    if not task.has("ultralytics"):
+        return None
+    ultralytics()  # missing or broken: say what to install before any model loads
+    return FaceDetailer(
+        detector=resolve(*FACE_DETECTOR, "ultralytics"), confidence=float(task.get("ultralytics.confidence")),
+        padding=task.get("ultralytics.maskPadding"), blur=task.get("ultralytics.maskBlur"),
+        inpaint_size=task.get("ultralytics.inpaintSize"), steps=task.get("ultralytics.steps"),
+        cfg=float(task.get("ultralytics.CFGScale")), strength=float(task.get("ultralytics.strength")),
+        prompt=task.get("ultralytics.positivePrompt"), negative_prompt=task.get("ultralytics.negativePrompt"))
+
+
 def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver, root: str = "$"):
     from .generate import Generation
 
@@ -136,7 +166,7 @@ def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver
         seed_image=images.get("seedImage"), mask_image=images.get("maskImage"), mask_margin=task.get("maskMargin"),
         outpaint=outpaint, outpaint_blur=task.get("outpaint.blur") if outpaint else 0,
         loras=_loras(task, named), controls=_controls(task, images, named),
-        ip_adapters=_ip_adapters(task, images, named),
+        ip_adapters=_ip_adapters(task, images, named), hires=_hires(task, named), faces=_faces(task, named),
     )
 
 

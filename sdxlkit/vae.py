@@ -2,7 +2,7 @@
 
 The SDXL VAE overflows float16 (activations beyond +-65504 become inf, then NaN: a black image). Each image is
 checked after decode/encode; a bad one is redone with a float32 copy of the VAE and a warning is logged.
-Large images are decoded in tiles, and so is any decode that runs out of memory.
+Large images are encoded and decoded in tiles, and so is any decode that runs out of memory.
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def decode(components: SDXLComponents, latents: torch.Tensor) -> torch.Tensor:
 
 
 def _encode_one(vae, pixels: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    dist = vae.encode(pixels.to(device=vae.device, dtype=vae.dtype)).latent_dist
+    pixels = pixels.to(device=vae.device, dtype=vae.dtype)
+    tile = pixels.shape[-1] * pixels.shape[-2] > TILE_ABOVE_PIXELS
+    dist = (vae.tiled_encode(pixels) if tile else vae.encode(pixels)).latent_dist
     return dist.sample(generator=generator).float()
 
 

@@ -108,3 +108,19 @@ def ip_models(tmp_path_factory, tiny_components, tiny_checkpoint):
     return SimpleNamespace(root=root, checkpoint=root / "checkpoints" / tiny_checkpoint.name, adapters=adapters,
                            path={i: root / DEFAULT_IDS[i] for i in adapters},
                            encoder={i: root / "clip_vision" / IMAGE_ENCODERS[i] for i in adapters})
+
+
+@pytest.fixture(scope="session")
+def tiny_upscaler(tmp_path_factory):
+    """A tiny random ESRGAN x4 saved as RealESRGAN releases its models (.pth with params_ema)."""
+    from sdxlkit.tiny_upscaler import tiny_esrgan_state_dict, write_upscaler
+
+    return write_upscaler(tiny_esrgan_state_dict(seed=3), tmp_path_factory.mktemp("upscale") / "RealESRGAN_x4plus.pth")
+
+
+@pytest.fixture(scope="session")
+def tiny_yolo(tmp_path_factory):
+    """A tiny random one-class YOLOv8 detector saved by ultralytics as a real .pt file."""
+    from sdxlkit.tiny_yolo import write_tiny_yolo
+
+    return write_tiny_yolo(tmp_path_factory.mktemp("yolo") / "ultralytics" / "bbox" / "face_yolov8m.pt")

@@ -159,7 +159,7 @@ def test_layout_of_a_full_task_reads_left_to_right(tmp_path):
 # --- fields no node holds ---
 
 @pytest.mark.parametrize("fields,named", [
-    ({"hiresFix": True, "ttl": 120}, "hiresFix"),
+    ({"refiner": {"model": "civitai:101055@128078"}, "ttl": 120}, "refiner"),
     ({"acceleratorOptions": {}}, "acceleratorOptions"),
 ])
 def test_fields_of_features_without_a_node_are_refused_by_name(fields, named):
@@ -598,9 +598,9 @@ def test_cli_converts_task_workflow_api_and_png(tmp_path, capsys):
 
 
 def test_cli_convert_errors(tmp_path, capsys):
-    (tmp_path / "task.json").write_text(json.dumps(TASK | {"hiresFix": True}))
+    (tmp_path / "task.json").write_text(json.dumps(TASK | {"ttl": 60}))
     code, _, err = run_cli(capsys, "convert", tmp_path / "task.json", "--to", "workflow")
-    assert code == 2 and "$.hiresFix: not supported yet" in err  # as `sdxlkit validate` refuses it
+    assert code == 2 and "$.ttl: not supported yet" in err  # as `sdxlkit validate` refuses it
     (tmp_path / "bad.png").write_bytes(encode(make_image()))
     code, _, err = run_cli(capsys, "convert", tmp_path / "bad.png", "--to", "task")
     assert code == 1 and "carries no task" in err

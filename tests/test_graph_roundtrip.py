@@ -20,7 +20,7 @@ from sdxlkit.task.model import parse_tasks
 from sdxlkit.task.validate import task_problems
 
 # Schema fields of features that have no node yet (each feature's node takes its field off this list).
-NO_NODE_YET = {"photoMaker", "ultralytics", "hiresFix", "acceleratorOptions", "refiner", "embeddings"}
+NO_NODE_YET = {"photoMaker", "acceleratorOptions", "refiner", "embeddings"}
 
 UUID = "7c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 BASE = {"taskType": "imageInference", "taskUUID": UUID, "model": "sd_xl_base_1.0.safetensors",
@@ -74,6 +74,17 @@ def examples():
              "combineMethod": "norm_average", "embedScaling": "k_mean_v_penalty_c"},
             {"model": "runware:55@3", "guideImages": [seed], "weightType": "normal", "combineMethod": "concat",
              "embedScaling": "kv", "weightComposition": 1.0}]},
+        "hires-defaults": BASE | {"seed": 6, "width": 1024, "height": 1024, "hiresFix": True},
+        "hires": BASE | {"seed": 6, "hiresFix": {"model": "runware:esrgan@ultrasharp", "steps": 12, "strength": 0.35}},
+        "hires-explicit-defaults": BASE | {"seed": 6, "hiresFix": {"model": "runware:504@1", "strength": 0.5,
+                                                                    "upscaleFactor": 4}},
+        "faces": BASE | {"seed": 8, "ultralytics": {"confidence": 0.4, "maskPadding": 12, "maskBlur": 9, "inpaintSize": 768,
+                                                    "steps": 15, "CFGScale": 5.5, "strength": 0.45,
+                                                    "positivePrompt": "a detailed face", "negativePrompt": "blurry"}},
+        "faces-defaults": BASE | {"seed": 8, "ultralytics": {"steps": 20, "CFGScale": 8}},
+        "faces-empty": BASE | {"seed": 8, "ultralytics": {}},
+        "post-passes-and-more": BASE | {"seed": 9, "lora": [{"model": "style", "weight": 0.5}], "hiresFix": True,
+                                        "ultralytics": {}, "inputs": {"seedImage": seed}, "strength": 0.6},
     }
 
 
@@ -286,6 +297,14 @@ def tasks(draw, dirs):
         task["controlNet"] = draw(st.lists(control_entries(dirs, steps), max_size=3))
     if draw(st.booleans()):
         task["ipAdapters"] = draw(st.lists(ip_adapter_entries(dirs), max_size=2))
+    if mode != "outpaint" and draw(st.booleans()):
+        task["hiresFix"] = draw(st.one_of(st.just(True), st.fixed_dictionaries(
+            {"model": st.sampled_from(schema.field("hiresFix")["oneOf"][1]["properties"]["model"]["enum"])},
+            optional={"steps": st.integers(1, 150), "strength": st.floats(0, 1), "upscaleFactor": st.just(4)})))
+    optional(draw, task, "ultralytics", st.fixed_dictionaries({}, optional={
+        "confidence": st.floats(0, 1), "maskPadding": st.integers(0, 20), "maskBlur": st.integers(0, 100),
+        "inpaintSize": st.integers(8, 256).map(lambda n: n * 8), "steps": st.integers(1, 100),
+        "CFGScale": st.floats(0, 50), "strength": st.floats(0, 1), "positivePrompt": TEXT, "negativePrompt": TEXT}))
     assert task_problems(task) == [], task_problems(task)
     return task
 

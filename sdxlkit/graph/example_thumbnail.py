@@ -37,6 +37,11 @@ def _settings(task: dict) -> list[str]:
     if "outpaint" in task:
         lines.append("outpaint " + ", ".join(f"{k} {v}" for k, v in task["outpaint"].items()))
     lines += [f"LoRA {entry['model']} x{entry.get('weight', 1)}" for entry in task.get("lora", [])]
+    if "hiresFix" in task:
+        fix = task["hiresFix"] if isinstance(task["hiresFix"], dict) else {}
+        lines.append("hires fix " + ", ".join(f"{k} {v}" for k, v in fix.items()) if fix else "hires fix (defaults)")
+    if "ultralytics" in task:
+        lines.append("face detailer " + ", ".join(f"{k} {v}" for k, v in task["ultralytics"].items() if "Prompt" not in k))
     return lines
 
 

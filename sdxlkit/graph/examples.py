@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 from ..images import data_uri, load_image, to_mask, to_rgb
-from ..registry import IMAGE_ENCODERS, ModelsDir
+from ..registry import FACE_DETECTOR, FOLDERS, IMAGE_ENCODERS, ModelsDir
+from ..task.model import HIRES_DEFAULTS
 from ..results import write_atomic
 from .convert import tasks_to_api, tasks_to_workflow
 from .images import png_bytes
@@ -36,6 +37,8 @@ EXAMPLES = {  # twin name -> template title (the workflow's file name)
     "controlnet_controlnet": "SDXL 8 - ControlNet, ControlNet more important",
     "ipadapter_style_transfer": "SDXL 9 - IP-Adapter, style transfer",
     "ipadapter_two_images": "SDXL 10 - IP-Adapter, two guide images",
+    "hires_fix": "SDXL 12 - Hires fix",
+    "face_detailer": "SDXL 13 - Face detailer",
 }
 KINDS = {"model": "checkpoints", "vae": "vae"}
 
@@ -46,13 +49,18 @@ def _referenced(task: dict) -> list[tuple[str, str]]:
     refs += [(entry["model"], "controlnet") for entry in task.get("controlNet", [])]
     for entry in task.get("ipAdapters", []):
         refs += [(entry["model"], "ipadapter"), (IMAGE_ENCODERS[entry["model"]], "clip_vision")]
+    if "hiresFix" in task:
+        fix = task["hiresFix"] if isinstance(task["hiresFix"], dict) else HIRES_DEFAULTS
+        refs.append((fix["model"], "upscale_models"))
+    if "ultralytics" in task:
+        refs.append(FACE_DETECTOR)
     return refs
 
 
 def required_models(task: dict, root: Path) -> list[str]:
     """The model files a task needs, relative to a models folder (its mapped ids resolved)."""
     mapping = ModelsDir(root).mapping()
-    return [mapping[ref] if ref in mapping else f"{kind}/{ref}" for ref, kind in _referenced(task)]
+    return [mapping[ref] if ref in mapping else f"{FOLDERS.get(kind, (kind,))[0]}/{ref}" for ref, kind in _referenced(task)]
 
 
 def placeholder_models(task: dict, root: Path) -> Path:

@@ -1,4 +1,4 @@
-"""A small least-recently-used cache of things made from files (parsed LoRAs, loaded ControlNets)."""
+"""A small least-recently-used cache of things made from files (parsed LoRAs, loaded ControlNets, upscalers)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,15 @@ class LruCache:
     def release(self) -> None:
         with self._lock:
             self._values.clear()
+
+
+class FileModels(LruCache):
+    """Models made by `load(path, device)`, one per file version and device (upscalers, face detectors)."""
+
+    def __init__(self, what: str, load: Callable[[Path, Any], Any], capacity: int = 2):
+        super().__init__(capacity)
+        self.what = what
+        self.load = load
+
+    def get(self, path: Path, device) -> Any:
+        return self.get_or_make(file_key(path, self.what) + (str(device),), lambda: self.load(path, device))

@@ -12,12 +12,15 @@ from .validate import validate_tasks
 
 # Fields the engine cannot execute yet. Each later feature removes its entry.
 NOT_EXECUTABLE_YET = (
-    "photoMaker", "ultralytics", "hiresFix", "acceleratorOptions",
+    "photoMaker", "acceleratorOptions",
     "refiner", "embeddings", "webhookURL", "uploadEndpoint", "ttl",
 )
 
 # Defaults for fields whose schema gives none (the server's behaviour is undocumented there).
-LOCAL_DEFAULTS = {"CFGScale": 7.0, "clipSkip": 0}
+LOCAL_DEFAULTS = {"CFGScale": 7.0, "clipSkip": 0, "ultralytics.inpaintSize": 1024}  # inpaintSize: SDXL's native side
+# hiresFix: true, and what an object leaves out (its steps default to the task's): RealESRGAN_x4plus, ComfyUI's
+# usual hires denoise (A1111's UI default is 0.7)
+HIRES_DEFAULTS = {"model": "runware:504@1", "strength": 0.5}
 
 
 class Task:

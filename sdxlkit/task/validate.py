@@ -182,7 +182,25 @@ def _cross_field_problems(task: dict, root: str) -> list[Problem]:
         problems.append(Problem(f"{root}.outpaint", "extends inputs.seedImage: set inputs.seedImage too"))
     if "outpaint" in task and "maskImage" in inputs:
         problems.append(Problem(f"{root}.inputs.maskImage", "cannot be combined with outpaint, which builds its own mask"))
-    return problems
+    if "outpaint" in task and "hiresFix" in task:
+        problems.append(Problem(f"{root}.hiresFix", "cannot be combined with outpaint (the outpaint canvas is the seed "
+                                "image's size, it cannot be generated smaller first); remove one of them"))
+    return problems + _inpaint_size_problems(task, root)
+
+
+INPAINT_SIZE_RANGE = (64, 2048)
+
+
+def _inpaint_size_problems(task: dict, root: str) -> list[Problem]:
+    """ultralytics.inpaintSize: the schema gives no bounds; the face crop is an SDXL pass, so SDXL's sizes apply."""
+    faces = task.get("ultralytics")
+    size = faces.get("inpaintSize") if isinstance(faces, dict) else None
+    if _number(size) is None:
+        return []
+    low, high = INPAINT_SIZE_RANGE
+    if not (low <= size <= high and size % 8 == 0):
+        return [Problem(f"{root}.ultralytics.inpaintSize", f"got {size}; allowed: a multiple of 8 from {low} to {high}")]
+    return []
 
 
 def task_problems(task: Any, root: str = "$") -> list[Problem]:
