@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from sdxlkit.metadata import read_texts
 
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.host, pytest.mark.skipif(not COMFYUI_PATH, reason="set
 ROOT = Path(__file__).resolve().parent.parent
 NODE_IDS = {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_IPAdapter", "SDXLKit_Inference", "SDXLKit_Save",
             "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
-            "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety"}
+            "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety", "SDXLKit_HiresFix", "SDXLKit_FaceDetailer"}
 # the file names the example workflows use, served by the tiny test models
 EXAMPLE_MODELS = {"checkpoints/sd_xl_base_1.0_0.9vae.safetensors": "checkpoint",
                   "loras/sdxl_watercolor_style.safetensors": "style_kohya",
@@ -28,7 +29,8 @@ EXAMPLE_MODELS = {"checkpoints/sd_xl_base_1.0_0.9vae.safetensors": "checkpoint",
                   "controlnet/controlnet-canny-sdxl-1.0.safetensors": "canny_file",
                   "ipadapter/ip-adapter_sdxl.safetensors": "ip_base", "ipadapter/ip-adapter-plus_sdxl_vit-h.safetensors": "ip_plus",
                   "clip_vision/CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors": "vit_bigg",
-                  "clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors": "vit_h"}
+                  "clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors": "vit_h",
+                  "upscale_models/RealESRGAN_x4plus.pth": "upscaler", "ultralytics/bbox/face_yolov8m.pt": "face_detector"}
 
 
 def _free_port() -> int:
@@ -61,14 +63,15 @@ def _link(path: Path, target: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_checkpoint, adapter_models, ip_models):
+def server(tmp_path_factory, tiny_checkpoint, adapter_models, ip_models, tiny_upscaler, tiny_yolo):
     base = tmp_path_factory.mktemp("comfy-base")
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / "sdxlkit").symlink_to(ROOT)
     _link(base / "models" / "checkpoints" / "tiny-sdxl.safetensors", tiny_checkpoint)
     files = {"checkpoint": tiny_checkpoint, **adapter_models.loras, "canny_file": adapter_models.controlnets["file"],
              "ip_base": ip_models.path["runware:55@1"], "ip_plus": ip_models.path["runware:55@2"],
-             "vit_bigg": ip_models.encoder["runware:55@1"], "vit_h": ip_models.encoder["runware:55@2"]}
+             "vit_bigg": ip_models.encoder["runware:55@1"], "vit_h": ip_models.encoder["runware:55@2"],
+             "upscaler": tiny_upscaler, "face_detector": tiny_yolo}
     for name, source in EXAMPLE_MODELS.items():
         _link(base / "models" / name, files[source])
     python = os.environ.get("COMFYUI_PYTHON", str(Path(COMFYUI_PATH).parent / "venv" / "bin" / "python"))
@@ -121,7 +124,7 @@ def test_pack_imports_and_registers_every_node(server):
     inference = info["SDXLKit_ImageInference"]["input"]["required"]
     assert set(info["SDXLKit_ImageInference"]["input"]["optional"]) == {
         "seed_image", "mask_image", "lora_stack", "control_stack", "denoise", "inpaint", "outpaint", "delivery", "safety",
-        "ip_adapter_stack"}
+        "ip_adapter_stack", "hires_fix", "face_detailer"}
     assert inference["width"][1]["min"] == 128 and inference["width"][1]["step"] == 8
     kind, options = inference["scheduler"][0], inference["scheduler"][1]
     assert len(options["options"] if kind == "COMBO" else kind) == 75
@@ -318,3 +321,6 @@ def test_example_workflow_runs_through_prompt(server, name):
     assert [{k: v for k, v in c.items() if k != "guideImages"} for c in task.get("ipAdapters", [])] == \
         [{k: v for k, v in c.items() if k != "guideImages"} for c in twin.get("ipAdapters", [])]
     assert [len(c["guideImages"]) for c in task.get("ipAdapters", [])] == [len(c["guideImages"]) for c in twin.get("ipAdapters", [])]
+    assert (task.get("hiresFix"), task.get("ultralytics")) == (twin.get("hiresFix"), twin.get("ultralytics"))
+    with Image.open(base / "output" / saved["subfolder"] / saved["filename"]) as image:
+        assert image.size == (twin["width"], twin["height"])

@@ -31,6 +31,9 @@ WIDGET_FIELDS = {
                            "start": "controlNet[].startStepPercentage", "end": "controlNet[].endStepPercentage"},
     "SDXLKit_IPAdapter": {"weight": "ipAdapters[].weight", "weight_type": "ipAdapters[].weightType",
                           "combine_method": "ipAdapters[].combineMethod", "embed_scaling": "ipAdapters[].embedScaling"},
+    "SDXLKit_FaceDetailer": {"confidence": "ultralytics.confidence", "mask_padding": "ultralytics.maskPadding",
+                             "mask_blur": "ultralytics.maskBlur", "steps": "ultralytics.steps",
+                             "cfg_scale": "ultralytics.CFGScale", "strength": "ultralytics.strength"},
 }
 
 
@@ -45,7 +48,7 @@ def test_pack_registers_only_through_entrypoint(pack):
     ids = set(node_classes(pack))
     assert ids == {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_IPAdapter", "SDXLKit_Inference", "SDXLKit_Save",
                    "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
-                   "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety"}
+                   "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety", "SDXLKit_HiresFix", "SDXLKit_FaceDetailer"}
 
 
 def test_old_inference_node_is_deprecated_and_the_new_one_small(pack):
@@ -351,3 +354,30 @@ def test_ip_adapter_node_refuses_a_file_no_id_maps_to(comfy_root, pack, ip_model
     with pytest.raises(pack.sdxlkit.errors.ModelNotFound, match="my_adapter.safetensors is not mapped to an IP-Adapter id.*sdxlkit_models.json"):
         node.execute(image=torch.rand(1, 32, 32, 3), ipadapter_name="my_adapter.safetensors", clip_vision_name="x",
                      weight=1.0, weight_type="normal", combine_method="concat", embed_scaling="kv", weight_composition=1.0)
+
+
+def test_hires_and_face_nodes_feed_the_inference_node(comfy_root, pack, tiny_upscaler, tiny_yolo):
+    """The post-pass nodes pass on their task field and the model file it needs, found where ComfyUI (and Impact
+    Pack, for ultralytics/bbox) keeps them; SDXL Inference runs both passes."""
+    models = comfy_root / "models"
+    (models / "upscale_models").mkdir()
+    (models / "upscale_models" / "4x-UltraSharp.pth").symlink_to(tiny_upscaler)
+    (models / "ultralytics" / "bbox").mkdir(parents=True)
+    (models / "ultralytics" / "bbox" / "face_yolov8m.pt").symlink_to(tiny_yolo)
+    classes = node_classes(pack)
+    (hires,) = classes["SDXLKit_HiresFix"].execute(upscaler="runware:esrgan@ultrasharp", steps=2, strength=0.5).args
+    assert hires.fields == {"hiresFix": {"model": "runware:esrgan@ultrasharp", "steps": 2}}
+    assert hires.files == {("runware:esrgan@ultrasharp", "upscale_models"): models / "upscale_models" / "4x-UltraSharp.pth"}
+    with pytest.raises(pack.sdxlkit.errors.ModelNotFound, match="RealESRGAN_x4plus|runware:504@1"):
+        classes["SDXLKit_HiresFix"].execute(upscaler="defaults", steps=5, strength=0.7)  # true = RealESRGAN_x4plus
+    (faces,) = classes["SDXLKit_FaceDetailer"].execute(
+        confidence=0.95, mask_padding=5, mask_blur=5, inpaint_size=1024, steps=20, cfg_scale=8.0, strength=0.3,
+        positive_prompt="a face", negative_prompt="").args
+    assert faces.fields == {"ultralytics": {"confidence": 0.95, "positivePrompt": "a face"}}
+    assert faces.files == {("face_yolov8m.pt", "ultralytics_bbox"): models / "ultralytics" / "bbox" / "face_yolov8m.pt"}
+    (model,) = classes["SDXLKit_Loader"].execute("tiny-sdxl.safetensors", "(checkpoint's own)", "auto").args
+    images, task_json = classes["SDXLKit_ImageInference"].execute(
+        model, hires_fix=hires, face_detailer=faces, **_core_values(number_results=1, steps=2)).args
+    assert images.shape == (1, 128, 128, 3)
+    task = json.loads(task_json)
+    assert task["hiresFix"] == hires.fields["hiresFix"] and task["ultralytics"] == faces.fields["ultralytics"]

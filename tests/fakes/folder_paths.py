@@ -15,14 +15,16 @@ def set_root(root):
     models_dir = str(Path(root) / "models")
     _output = str(Path(root) / "output")
     _extra.clear()
+    folder_names_and_paths.clear()  # kinds packs registered under the old root
+
+
+def get_folder_paths(kind):
+    registered = folder_names_and_paths.get(kind, ([str(Path(models_dir) / kind)], set()))[0]
+    return [*registered, *_extra.get(kind, [])]
 
 
 def add_model_folder_path(kind, path, is_default=False):
     _extra.setdefault(kind, []).append(str(path))
-
-
-def get_folder_paths(kind):
-    return [str(Path(models_dir) / kind), *_extra.get(kind, [])]
 
 
 def get_filename_list(kind):
