@@ -215,3 +215,14 @@ def test_missing_packages_say_what_to_install(monkeypatch):
         spandrel()
     with pytest.raises(SdxlKitError, match=r"pip install ultralytics==8\.4\.190"):
         ultralytics()
+
+
+def test_hires_with_outpaint_is_refused_by_name():
+    from sdxlkit.errors import TaskValidationError
+    from sdxlkit.task.model import parse_tasks
+
+    task = {"taskType": "imageInference", "taskUUID": "c5a6f0e1-7b3c-4d2e-9f10-1a2b3c4d5e6f", "model": "m",
+            "positivePrompt": PROMPT, "width": 192, "height": 128, "inputs": {"seedImage": "x.png"},
+            "outpaint": {"right": 64}, "hiresFix": True}
+    with pytest.raises(TaskValidationError, match=r"\$\.hiresFix: cannot be combined with outpaint"):
+        parse_tasks(task)
