@@ -3,6 +3,7 @@ a stub detector, per-face seeds and exactly `steps` evaluations, the safe YOLO l
 
 import logging
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,3 +201,27 @@ def test_face_prompts_fall_back_to_the_task_prompts(components, monkeypatch):
     detail_faces(components, gen(faces=replace(settings(), prompt="a smiling face", negative_prompt="")), image, 1,
                  detector=StubDetector(box))
     assert seen == [(PROMPT, "blurry", 4.0), ("a smiling face", "", 4.0)]
+
+
+def test_ultralytics_is_imported_offline_whatever_the_environment_says(tmp_path):
+    """In a fresh interpreter (ultralytics reads its environment once, at import): no DNS probe, no pip installs, a
+    writable settings folder even when the configured one is not."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import socket\n"
+            "def refuse(*a, **k): raise AssertionError('network use')\n"
+            "socket.getaddrinfo = socket.create_connection = refuse\n"
+            "from sdxlkit.faces.yolo import ultralytics\n"
+            "ultralytics()\n"
+            "from ultralytics.utils import AUTOINSTALL, ONLINE, USER_CONFIG_DIR\n"
+            "print('RESULT', ONLINE, AUTOINSTALL, USER_CONFIG_DIR)\n")
+    env = os.environ | {"YOLO_OFFLINE": "0", "YOLO_AUTOINSTALL": "true", "YOLO_CONFIG_DIR": "/proc/not-writable",
+                        "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (line,) = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    online, autoinstall, config = line.split()[1:]
+    assert (online, autoinstall) == ("False", "False") and Path(config).is_relative_to(tmp_path / "sdxlkit-ultralytics")

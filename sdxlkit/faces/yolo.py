@@ -37,12 +37,14 @@ class Box:
 
 
 def _offline_environment() -> None:
-    """Before ultralytics is imported: it reads these once, at import."""
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-    os.environ.setdefault("ULTRALYTICS_SKIP_REQUIREMENTS_CHECKS", "1")
+    """Before ultralytics is imported: it reads these once, at import. No downloads and no pip installs whatever the
+    environment said; its settings folder stays the user's when that one is writable."""
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "false"
+    os.environ["ULTRALYTICS_SKIP_REQUIREMENTS_CHECKS"] = "1"
     settings = Path(tempfile.gettempdir()) / "sdxlkit-ultralytics"
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(settings))
+    if not os.access(os.environ.get("YOLO_CONFIG_DIR", ""), os.W_OK):
+        os.environ["YOLO_CONFIG_DIR"] = str(settings)
     os.environ.setdefault("MPLCONFIGDIR", str(settings / "matplotlib"))
 
 
