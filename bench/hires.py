@@ -3,19 +3,17 @@
 
 1. Peak memory (RSS above the level before the call, sampled every 5 ms) of the final VAE decode and of the refine
    pass's VAE encode at 1024x1024 and at 2048x2048 (tiled above 2 MP), and of an untiled 2048 decode for comparison.
-2. 512 -> 1024: first pass 512x512 (txt2img), upscale x4 in tiles, resize to 1024, refine at 1024 (img2img of
+2. 512 -> 1024 (--size 512): first pass 512x512 (txt2img), upscale x4 in tiles, resize to 1024, refine at 1024 (img2img of
    exactly --refine-steps UNet evaluations at --strength), decode. Prints the time split, and the refine pass against
    a txt2img pass of the same number of steps at 1024x1024 (the refine should cost about that: ratio ~1).
 
-    python bench/hires.py [--steps 20] [--refine-steps 10] [--strength 0.5] [--repeats 1]
+    python bench/hires.py [--size 512] [--steps 20] [--refine-steps 10] [--strength 0.5] [--repeats 1]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -23,8 +21,8 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _setup import generation_parser
+
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -53,8 +51,7 @@ def peak_rss_during(run) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=20)
+    parser = generation_parser(repeats=False)  # --size is the first pass's side; the result is twice that
     parser.add_argument("--refine-steps", type=int, default=10)
     parser.add_argument("--strength", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=1)
@@ -111,9 +108,10 @@ def main() -> None:
     generate_module._source_latents = timed("encode (refine source)", generate_module._source_latents)
     hires_module.upscaled = timed("upscale x4 + resize", hires_module.upscaled)
 
-    gen = Generation(prompt="a lighthouse on a cliff at sunset", negative_prompt=None, width=1024, height=1024,
+    final = 2 * args.size
+    gen = Generation(prompt="a lighthouse on a cliff at sunset", negative_prompt=None, width=final, height=final,
                      steps=args.steps, cfg=6.0, scheduler="Euler", seed=1,
-                     hires=HiresFix(upscaler, args.refine_steps, args.strength, first_pass_area=512 * 512))
+                     hires=HiresFix(upscaler, args.refine_steps, args.strength, first_pass_area=args.size ** 2))
     plain_refine = []
     for _ in range(args.repeats):
         for key in stage:
@@ -128,12 +126,12 @@ def main() -> None:
         txt2img(components, replace(gen, steps=args.refine_steps, hires=None), 1, embeds, None)
         plain_refine.append(timings["denoise refine"].pop())
         timings["decode refine"].pop()
-    print(f"hires 512 -> 1024, mid model, {args.steps} + {args.refine_steps} steps at strength {args.strength} "
+    print(f"hires {args.size} -> {final}, mid model, {args.steps} + {args.refine_steps} steps at strength {args.strength} "
           f"(median of {args.repeats}):")
     for name, values in timings.items():
         print(f"  {name:28s} {statistics.median(values):7.2f} s")
     refine = statistics.median(timings["denoise refine"])
-    print(f"  refine / txt2img of {args.refine_steps} steps at 1024: {refine / statistics.median(plain_refine):.3f}")
+    print(f"  refine / txt2img of {args.refine_steps} steps at {final}: {refine / statistics.median(plain_refine):.3f}")
 
 
 
