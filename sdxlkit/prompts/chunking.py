@@ -44,32 +44,54 @@ def empty_chunk(tokenizer) -> Chunk:
     return _close(tokenizer, [], [])
 
 
-def build_chunks(tokenizer, items: list[Item]) -> list[Chunk]:
-    """Chunks for parsed prompt ``items`` (``(text, weight)`` pairs and ``BREAK`` markers).
+Token = tuple[int, float]  # token id, weight
 
-    Every fragment is tokenized on its own (as A1111 and sd_embed do); a chunk is closed when it holds 75 tokens
-    and another follows, and at each ``BREAK`` (even an empty chunk, as A1111: a leading ``BREAK`` gives an empty
-    first chunk). A last, empty chunk is kept only when there is no other: the empty prompt gives one chunk.
-    No comma back-tracking (A1111's "comma padding" option): chunks are cut at exactly 75 tokens.
-    """
-    chunks: list[Chunk] = []
-    ids: list[int] = []
-    weights: list[float] = []
+
+def token_stream(tokenizer, items: list[Item]) -> list:
+    """The prompt as ``(id, weight)`` tokens and ``BREAK`` markers; every fragment tokenized on its own (as A1111
+    and sd_embed do)."""
+    stream: list = []
     for item in items:
         if item is BREAK:
+            stream.append(BREAK)
+            continue
+        text, weight = item
+        stream.extend((token, float(weight)) for token in tokenize_fragment(tokenizer, text))
+    return stream
+
+
+def chunk_tokens(tokenizer, stream: list) -> tuple[list[Chunk], list[int]]:
+    """Chunks for a token stream, and where each token of the stream (BREAKs left out) landed in the chunks'
+    concatenated sequence.
+
+    A chunk is closed when it holds 75 tokens and another follows, and at each ``BREAK`` (even an empty chunk, as
+    A1111: a leading ``BREAK`` gives an empty first chunk). A last, empty chunk is kept only when there is no
+    other: the empty prompt gives one chunk. No comma back-tracking (A1111's "comma padding" option): chunks are
+    cut at exactly 75 tokens.
+    """
+    chunks: list[Chunk] = []
+    positions: list[int] = []
+    ids: list[int] = []
+    weights: list[float] = []
+    for token in stream:
+        if token is BREAK:
             chunks.append(_close(tokenizer, ids, weights))
             ids, weights = [], []
             continue
-        text, weight = item
-        for token in tokenize_fragment(tokenizer, text):
-            if len(ids) == CHUNK_TOKENS:
-                chunks.append(_close(tokenizer, ids, weights))
-                ids, weights = [], []
-            ids.append(token)
-            weights.append(float(weight))
+        if len(ids) == CHUNK_TOKENS:
+            chunks.append(_close(tokenizer, ids, weights))
+            ids, weights = [], []
+        positions.append(len(chunks) * CHUNK_LENGTH + 1 + len(ids))
+        ids.append(token[0])
+        weights.append(token[1])
     if ids or not chunks:
         chunks.append(_close(tokenizer, ids, weights))
-    return chunks
+    return chunks, positions
+
+
+def build_chunks(tokenizer, items: list[Item]) -> list[Chunk]:
+    """Chunks for parsed prompt ``items`` (``(text, weight)`` pairs and ``BREAK`` markers), see chunk_tokens."""
+    return chunk_tokens(tokenizer, token_stream(tokenizer, items))[0]
 
 
 def pad_chunks(chunks: list[Chunk], count: int, tokenizer) -> list[Chunk]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import SdxlKitError
 from .a1111 import parse_a1111
-from .chunking import build_chunks, pad_chunks
+from .chunking import build_chunks, chunk_tokens, pad_chunks, token_stream
 from .embeds import PromptEmbeds
 from .text_encoding import check_clip_skip, encode_chunks, execution_device
 
@@ -28,21 +28,27 @@ def _plain(text: str):
     return [(text, 1.0)]
 
 
-def _encode_chunked(tokenizers, text_encoders, prompt, negative, clip_skip, negative_clip_skip, weighting):
-    """Plain and sdEmbeds: our chunking; positive and negative padded to the same number of chunks."""
-    parse = parse_a1111 if weighting == "sdEmbeds" else _plain
+def parser(weighting: str | None):
+    """Prompt text -> items for the chunked encodings (plain text, or A1111 syntax for sdEmbeds)."""
+    return parse_a1111 if weighting == "sdEmbeds" else _plain
+
+
+def _encode_chunked(tokenizers, text_encoders, variants, negative, clip_skip, negative_clip_skip, weighting):
+    """Plain and sdEmbeds: our chunking. ``variants`` = one token stream per tokenizer for each positive prompt;
+    all of them and the negative are padded to the same number of chunks. Returns ``[(embeds, pooled), ...]`` (one
+    per variant), the negative's embeds and pooled."""
     weighted = weighting == "sdEmbeds"
-    pos = [build_chunks(tok, parse(prompt)) for tok in tokenizers]
-    neg = [build_chunks(tok, parse(negative)) for tok in tokenizers] if negative is not None else None
-    count = max(len(c) for c in pos + (neg or []))
-    pos = [pad_chunks(c, count, tok) for c, tok in zip(pos, tokenizers)]
+    pos = [[chunk_tokens(tok, stream)[0] for tok, stream in zip(tokenizers, variant)] for variant in variants]
+    neg = [build_chunks(tok, parser(weighting)(negative)) for tok in tokenizers] if negative is not None else None
+    count = max(len(c) for c in [c for variant in pos for c in variant] + (neg or []))
     cache: dict = {}
-    embeds, pooled = encode_chunks(text_encoders, pos, clip_skip, weighted=weighted, cache=cache)
+    encoded = [encode_chunks(text_encoders, [pad_chunks(c, count, tok) for c, tok in zip(variant, tokenizers)],
+                             clip_skip, weighted=weighted, cache=cache) for variant in pos]
     if neg is None:
-        return embeds, pooled, None, None
+        return encoded, None, None
     neg = [pad_chunks(c, count, tok) for c, tok in zip(neg, tokenizers)]
     neg_embeds, neg_pooled = encode_chunks(text_encoders, neg, negative_clip_skip, weighted=weighted, cache=cache)
-    return embeds, pooled, neg_embeds, neg_pooled
+    return encoded, neg_embeds, neg_pooled
 
 
 def _encode_compel(tokenizers, text_encoders, prompt, negative, clip_skip, negative_clip_skip):
@@ -103,6 +109,35 @@ def encode_prompts(
     Output dtype is the second encoder's; device ``device``, by default the second encoder's execution device
     (offload-aware; diffusers casts to ``text_encoder_2.dtype`` and moves to the pipeline's execution device).
     """
+    _check_inputs(tokenizers, text_encoders, prompt, negative_prompt, weighting)
+    if weighting == "compel":
+        return _encode(tokenizers, text_encoders, None, prompt, negative_prompt, clip_skip=clip_skip,
+                       weighting=weighting, guidance=guidance, zero_negative_when_empty=zero_negative_when_empty,
+                       negative_clip_skip=negative_clip_skip, device=device)[0]
+    streams = [token_stream(tok, parser(weighting)(prompt)) for tok in tokenizers]
+    return encode_token_variants(tokenizers, text_encoders, [streams], negative_prompt, clip_skip=clip_skip,
+                                 weighting=weighting, guidance=guidance,
+                                 zero_negative_when_empty=zero_negative_when_empty,
+                                 negative_clip_skip=negative_clip_skip, device=device)[0]
+
+
+def encode_token_variants(tokenizers, text_encoders, variants: list[list[list]], negative_prompt: str | None = None,
+                          *, clip_skip: int = 0, weighting: str | None = None, guidance: bool = True,
+                          zero_negative_when_empty: bool = True, negative_clip_skip: int | None = None,
+                          device=None) -> list[PromptEmbeds]:
+    """Several positive prompts given as token streams (``variants[v][t]`` = variant v for tokenizer t, see
+    chunking.token_stream) with one negative, encoded like :func:`encode_prompts` (plain or sdEmbeds weighting)
+    and padded to one length, so that a pass may switch between them; one PromptEmbeds per variant, the negative
+    shared."""
+    if weighting == "compel":
+        raise SdxlKitError("token-level prompt variants need plain or sdEmbeds weighting, not compel")
+    return _encode(tokenizers, text_encoders, variants, "", negative_prompt, clip_skip=clip_skip, weighting=weighting,
+                   guidance=guidance, zero_negative_when_empty=zero_negative_when_empty,
+                   negative_clip_skip=negative_clip_skip, device=device)
+
+
+def _encode(tokenizers, text_encoders, variants, prompt, negative_prompt, *, clip_skip, weighting, guidance,
+            zero_negative_when_empty, negative_clip_skip, device) -> list[PromptEmbeds]:
     import torch
 
     _check_inputs(tokenizers, text_encoders, prompt, negative_prompt, weighting)
@@ -120,19 +155,23 @@ def encode_prompts(
             embeds, pooled, neg_embeds, neg_pooled = _encode_compel(
                 tokenizers, text_encoders, prompt, negative, clip_skip, negative_clip_skip
             )
+            encoded = [(embeds, pooled)]
         else:
-            embeds, pooled, neg_embeds, neg_pooled = _encode_chunked(
-                tokenizers, text_encoders, prompt, negative, clip_skip, negative_clip_skip, weighting
+            encoded, neg_embeds, neg_pooled = _encode_chunked(
+                tokenizers, text_encoders, variants, negative, clip_skip, negative_clip_skip, weighting
             )
 
     encoder_2 = text_encoders[1]
     dtype = encoder_2.dtype
     device = device if device is not None else execution_device(encoder_2)
-    embeds = embeds.to(dtype=dtype, device=device)
-    pooled = pooled.to(dtype=dtype, device=device)
-    if zero_negative:
-        neg_embeds, neg_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
-    elif neg_embeds is not None:
-        neg_embeds = neg_embeds.to(dtype=dtype, device=device)
-        neg_pooled = neg_pooled.to(dtype=dtype, device=device)
-    return PromptEmbeds(embeds, pooled, neg_embeds, neg_pooled)
+    results = []
+    for embeds, pooled in encoded:
+        embeds = embeds.to(dtype=dtype, device=device)
+        pooled = pooled.to(dtype=dtype, device=device)
+        if zero_negative:
+            neg_embeds, neg_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
+        elif neg_embeds is not None:
+            neg_embeds = neg_embeds.to(dtype=dtype, device=device)
+            neg_pooled = neg_pooled.to(dtype=dtype, device=device)
+        results.append(PromptEmbeds(embeds, pooled, neg_embeds, neg_pooled))
+    return results
