@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from PIL import Image
 
+from . import photomaker
 from .errors import ImageInputError, NotSupportedYet, Problem, SdxlKitError, TaskValidationError
 from .images import load_image, to_mask, to_rgb
 from .loading.cache import MODEL_CACHE, ModelCache
@@ -55,11 +56,18 @@ def task_images(task: Task, options: RunOptions) -> dict[str, Image.Image]:
     for i, control in enumerate(task.data.get("controlNet", [])):
         key = guide_image_key(i)
         images[key] = to_rgb(load_image(control["guideImage"], key, allow_urls=options.allow_urls, base_dir=options.base_dir))
+    for i, photo in enumerate(task.get("photoMaker.images", [])):
+        key = photo_key(i)
+        images[key] = to_rgb(load_image(photo, key, allow_urls=options.allow_urls, base_dir=options.base_dir))
     return images
 
 
 def guide_image_key(index: int) -> str:
     return f"controlNet[{index}].guideImage"
+
+
+def photo_key(index: int) -> str:
+    return f"photoMaker.images[{index}]"
 
 
 def _check_geometry(task: Task, images: dict[str, Image.Image]) -> None:
@@ -96,12 +104,31 @@ def _controls(task: Task, images: dict[str, Image.Image], resolve: Resolver) -> 
     ) for i, entry in enumerate(task.data.get("controlNet", []))]
 
 
+def _photomaker(task: Task, images: dict[str, Image.Image], resolve: Resolver):
+    from .generate import PhotoMakerRequest
+
+    if not task.has("photoMaker"):
+        return None
+    return PhotoMakerRequest(path=resolve(photomaker.DEFAULT_REFERENCE, "photomaker"),
+                             images=[images[photo_key(i)] for i in range(len(task.get("photoMaker.images")))],
+                             strength=task.get("photoMaker.strength"))
+
+
+def _prompts(task: Task) -> tuple[str, str | None]:
+    """positivePrompt and negativePrompt, rewritten by PhotoMaker's style template when photoMaker is set."""
+    prompt, negative = task.get("positivePrompt"), task.get("negativePrompt")
+    if task.has("photoMaker"):
+        return photomaker.apply_style(task.get("photoMaker.style"), prompt, negative)
+    return prompt, negative
+
+
 def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver):
     from .generate import Generation
 
     outpaint = task.data.get("outpaint")
+    prompt, negative = _prompts(task)
     return Generation(
-        prompt=task.get("positivePrompt"), negative_prompt=task.get("negativePrompt"),
+        prompt=prompt, negative_prompt=negative,
         width=task.get("width"), height=task.get("height"), steps=task.get("steps"),
         cfg=float(task.get("CFGScale")), scheduler=task.get("scheduler"),
         seed=task.get("seed") if task.has("seed") else secrets.randbelow(2**32),
@@ -110,6 +137,7 @@ def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver
         seed_image=images.get("seedImage"), mask_image=images.get("maskImage"), mask_margin=task.get("maskMargin"),
         outpaint=outpaint, outpaint_blur=task.get("outpaint.blur") if outpaint else 0,
         loras=_loras(task, resolve), controls=_controls(task, images, resolve),
+        photomaker=_photomaker(task, images, resolve),
     )
 
 
@@ -135,11 +163,29 @@ def _check_adapters(task: Task) -> None:
         raise TaskValidationError(problems)
 
 
+def _check_photomaker(task: Task) -> None:
+    """PhotoMaker finds the person through its trigger word in the prompt, at token level (plain or sdEmbeds
+    prompts): a prompt without it would silently lose the identity the task asks for, so it is refused."""
+    from .loading.tokenizers import load_clip_tokenizers
+    from .photomaker.prompt import trigger_error
+
+    if not task.has("photoMaker"):
+        return
+    weighting = task.get("promptWeighting")
+    if weighting == "compel":
+        raise TaskValidationError([Problem("$.promptWeighting", "PhotoMaker works on the prompt's tokens, which "
+                                           "compel builds itself: use 'sdEmbeds' or no promptWeighting with photoMaker")])
+    error = trigger_error(load_clip_tokenizers()[0], task.get("positivePrompt"), weighting)
+    if error:
+        raise TaskValidationError([Problem("$.positivePrompt", error)])
+
+
 def _check_fields(task: Task) -> None:
     """Refuse what this engine cannot run yet, unmappable schedulers and adapter options SDXL has no use for."""
     _refuse_not_executable(task)
     _check_scheduler(task)
     _check_adapters(task)
+    _check_photomaker(task)
 
 
 def check_runnable(task: Task, images: dict[str, Image.Image]) -> None:
