@@ -3,22 +3,25 @@
 from ..sdxlkit.controlnet import CONTROLNETS
 from ..sdxlkit.loading.cache import MODEL_CACHE
 from ..sdxlkit.lora import LORA_FILES
+from ..sdxlkit.photomaker.encoder import ID_ENCODERS
 from . import convert_route, host, task_route
 from ._api import ComfyExtension, io
 from .inference import SDXLKitInference
 from .loader import SDXLKitLoader
+from .photomaker import SDXLKitPhotoMaker
 from .save import SDXLKitSave
 from .stacks import SDXLKitControlNet, SDXLKitLoraStack
 from .task_export import SDXLKitTaskExport
 
-NODES: list[type[io.ComfyNode]] = [SDXLKitLoader, SDXLKitLoraStack, SDXLKitControlNet, SDXLKitInference, SDXLKitSave,
-                                   SDXLKitTaskExport]
+NODES: list[type[io.ComfyNode]] = [SDXLKitLoader, SDXLKitLoraStack, SDXLKitControlNet, SDXLKitPhotoMaker,
+                                   SDXLKitInference, SDXLKitSave, SDXLKitTaskExport]
 
 
 def release_engine_models() -> int:
     """Drop every model the engine keeps loaded or parsed; returns how many SDXL models were dropped."""
     CONTROLNETS.release()
     LORA_FILES.release()
+    ID_ENCODERS.release()
     return MODEL_CACHE.release()
 
 

@@ -8,15 +8,16 @@ import uuid
 import torch
 
 from ..sdxlkit.errors import ModelNotFound
-from ..sdxlkit.graph import controlnet_node, lora_node
+from ..sdxlkit.graph import controlnet_node, lora_node, photomaker_node
 from ..sdxlkit.graph.inference_node import NODE_ID, task_from_widgets
 from ..sdxlkit.images import data_uri
-from ..sdxlkit.runner import generate_task, guide_image_key
+from ..sdxlkit.photomaker import DEFAULT_REFERENCE
+from ..sdxlkit.runner import generate_task, guide_image_key, photo_key
 from ..sdxlkit.task.model import parse_tasks
 from . import host
 from ._api import io
 from .tensors import image_to_pil, mask_to_pil
-from .types import ControlStack, LoraStack, SdxlModel
+from .types import ControlStack, LoraStack, PhotoMaker, SdxlModel
 from .widgets import combo_widget, float_widget, int_widget
 
 
@@ -60,6 +61,7 @@ class SDXLKitInference(io.ComfyNode):
                 io.Mask.Input("mask_image", optional=True),
                 LoraStack.Input("lora_stack", optional=True),
                 ControlStack.Input("control_stack", optional=True),
+                PhotoMaker.Input("photomaker", optional=True),
             ],
             outputs=[io.Image.Output(display_name="images"), io.String.Output(display_name="task")],
             hidden=[io.Hidden.prompt, io.Hidden.unique_id],
@@ -73,7 +75,7 @@ class SDXLKitInference(io.ComfyNode):
         return kept if isinstance(kept, str) and kept else str(uuid.uuid4())
 
     @classmethod
-    def execute(cls, model, seed_image=None, mask_image=None, lora_stack=None, control_stack=None,
+    def execute(cls, model, seed_image=None, mask_image=None, lora_stack=None, control_stack=None, photomaker=None,
                 **values) -> io.NodeOutput:
         images = {}
         if seed_image is not None:
@@ -83,6 +85,8 @@ class SDXLKitInference(io.ComfyNode):
         lora_stack, control_stack = lora_stack or [], control_stack or []
         for i, entry in enumerate(control_stack):
             images[guide_image_key(i)] = entry.image
+        for i, photo in enumerate(photomaker.images if photomaker else []):
+            images[photo_key(i)] = photo
         task_data = task_from_widgets(
             values, model=model.model_ref, vae=model.vae_ref, task_uuid=cls._task_uuid(),
             seed_image=_png_data_uri(images["seedImage"]) if "seedImage" in images else None,
@@ -90,10 +94,14 @@ class SDXLKitInference(io.ComfyNode):
             lora=[lora_node.entry_from_widgets(e.values, e.model_ref) for e in lora_stack],
             control_net=[controlnet_node.entry_from_widgets(e.values, e.model_ref, _png_data_uri(e.image))
                          for e in control_stack],
+            photo_maker=photomaker and photomaker_node.entry_from_widgets(
+                photomaker.values, [_png_data_uri(photo) for photo in photomaker.images]),
         )
         task = parse_tasks(task_data)[0]
         files = {(e.model_ref, kind): e.path for kind, stack in (("loras", lora_stack), ("controlnet", control_stack))
                  for e in stack}
+        if photomaker is not None:
+            files[DEFAULT_REFERENCE, "photomaker"] = photomaker.path
 
         def resolve(ref: str, kind: str):
             if (ref, kind) not in files:

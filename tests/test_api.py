@@ -138,6 +138,9 @@ def test_requests_may_name_image_files_only_inside_the_input_folder(tmp_path):
         with pytest.raises(TaskValidationError, match="outside ComfyUI's input folder") as info:
             check_image_files(Task(task(0, controlNet=[{"model": "c", "guideImage": ref}])), ROOT)
         assert info.value.problems[0].path == "$.controlNet[0].guideImage"
+        with pytest.raises(TaskValidationError, match="outside ComfyUI's input folder") as info:
+            check_image_files(Task(task(0, photoMaker={"images": ["harbor.png", ref]})), ROOT)
+        assert info.value.problems[0].path == "$.photoMaker.images[1]"
 
 
 def test_image_errors_name_the_field_and_a_single_task():

@@ -54,7 +54,8 @@ def image_references(task: Task) -> list[tuple[str, str]]:
     """(field path, reference) of every image a task reads."""
     refs = [(f"inputs.{name}", task.data["inputs"][name]) for name in ("seedImage", "maskImage")
             if name in task.data.get("inputs", {})]
-    return refs + [(f"controlNet[{i}].guideImage", c["guideImage"]) for i, c in enumerate(task.data.get("controlNet", []))]
+    refs += [(f"controlNet[{i}].guideImage", c["guideImage"]) for i, c in enumerate(task.data.get("controlNet", []))]
+    return refs + [(f"photoMaker.images[{i}]", ref) for i, ref in enumerate(task.data.get("photoMaker", {}).get("images", []))]
 
 
 def check_image_files(task: Task, image_root: Path) -> None:

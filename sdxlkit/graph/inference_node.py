@@ -22,9 +22,11 @@ OUTPAINT_SIDES = ("top", "right", "bottom", "left")
 
 
 def task_from_widgets(values: dict, *, model: str, vae: str | None, seed_image: str | None,
-                      mask_image: str | None, task_uuid: str, lora: list[dict] = (), control_net: list[dict] = ()) -> dict:
+                      mask_image: str | None, task_uuid: str, lora: list[dict] = (), control_net: list[dict] = (),
+                      photo_maker: dict | None = None) -> dict:
     """Build the task a graph node describes. Images are references (data URIs) already encoded by the caller;
-    `lora` and `control_net` are the entries of the stacks wired into the node, in chain order."""
+    `lora` and `control_net` are the entries of the stacks wired into the node, in chain order; `photo_maker` the
+    photoMaker object of the PhotoMaker node wired into it."""
     task: dict = {"taskType": "imageInference", "taskUUID": task_uuid, "model": model}
     if vae is not None:
         task["vae"] = vae
@@ -48,4 +50,6 @@ def task_from_widgets(values: dict, *, model: str, vae: str | None, seed_image: 
         task["lora"] = list(lora)
     if control_net:
         task["controlNet"] = list(control_net)
+    if photo_maker is not None:
+        task["photoMaker"] = photo_maker
     return task

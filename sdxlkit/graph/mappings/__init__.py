@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..mapping import NodeMapping
-from . import controlnet, inference, load_image, loader, lora, save
+from . import controlnet, image_batch, inference, load_image, loader, lora, photomaker, save
 
 MAPPINGS: dict[str, NodeMapping] = {m.class_type: m for m in (
-    loader.MAPPING, load_image.IMAGE_MAPPING, load_image.MASK_MAPPING, lora.MAPPING, controlnet.MAPPING,
-    inference.MAPPING, save.MAPPING,
+    loader.MAPPING, load_image.IMAGE_MAPPING, load_image.MASK_MAPPING, image_batch.MAPPING, lora.MAPPING,
+    controlnet.MAPPING, photomaker.MAPPING, inference.MAPPING, save.MAPPING,
 )}

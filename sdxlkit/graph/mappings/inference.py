@@ -17,7 +17,7 @@ from ..images import task_image_ref
 from ..mapping import (ConvertOptions, GraphConversionError, ImageFile, ModelRefs, NodeMapping, Socket, Stack,
                        TaskOutput, Widget, expect, schema_default)
 from ..structure import Graph
-from . import controlnet, load_image, loader, lora
+from . import controlnet, load_image, loader, lora, photomaker
 
 UUID_PROPERTY = "taskUUID"  # node property (UI) / _meta key (API) keeping the task's taskUUID
 SEED_BITS = 32
@@ -54,10 +54,11 @@ def _evaluate(node, inputs, options: ConvertOptions) -> tuple:
             images[name] = task_image_ref(image, options, f"{field} of node {node.id} ({node.class_type})")
     lora_stack = expect(inputs, "lora_stack", node, Stack) or Stack()
     control_stack = expect(inputs, "control_stack", node, Stack) or Stack()
+    photo_maker = expect(inputs, "photomaker", node, photomaker.PhotoMakerEntry)
     task = inference_node.task_from_widgets(
         node.widgets, model=model.model, vae=model.vae, seed_image=images.get("seed_image"),
         mask_image=images.get("mask_image"), task_uuid=node.properties.get(UUID_PROPERTY) or new_task_uuid(),
-        lora=lora_stack.entries, control_net=control_stack.entries)
+        lora=lora_stack.entries, control_net=control_stack.entries, photo_maker=photo_maker and photo_maker.entry)
     output = TaskOutput(node.id, task)
     return output, output
 
@@ -90,6 +91,7 @@ def build(task: dict, graph: Graph, options: ConvertOptions) -> str:
         links["mask_image"] = load_image.build_mask(inputs["maskImage"], "inputs.maskImage", graph, options)
     links["lora_stack"] = lora.build_chain(task.get("lora", []), graph, options)
     links["control_stack"] = controlnet.build_chain(task.get("controlNet", []), graph, options)
+    links["photomaker"] = photomaker.build(task.get("photoMaker"), graph, options)
     widgets, controls = widgets_from_task(task)
     return graph.add(MAPPING, widgets, links, properties={UUID_PROPERTY: task["taskUUID"]}, controls=controls)
 
@@ -99,10 +101,11 @@ MAPPING = NodeMapping(
     inputs=(Socket("model", "SDXLKIT_MODEL"), *WIDGETS,
             Socket("seed_image", "IMAGE", optional=True), Socket("mask_image", "MASK", optional=True),
             Socket("lora_stack", lora.MAPPING.outputs[0].type, optional=True),
-            Socket("control_stack", controlnet.MAPPING.outputs[0].type, optional=True)),
+            Socket("control_stack", controlnet.MAPPING.outputs[0].type, optional=True),
+            Socket("photomaker", photomaker.MAPPING.outputs[0].type, optional=True)),
     outputs=(Socket("images", "IMAGE"), Socket("task", "STRING")),
     evaluate=_evaluate, produces_task=True, width=420,
     task_fields=("taskType", "taskUUID", "positivePrompt", "negativePrompt", "width", "height", "seed", "steps",
                  "scheduler", "CFGScale", "clipSkip", "promptWeighting", "numberResults", "strength", "maskMargin",
-                 "outpaint", "inputs"),
+                 "outpaint", "inputs", "photoMaker"),
 )
