@@ -72,7 +72,8 @@ def test_workflow_shape_and_widget_order():
     inference = nodes["SDXLKit_Inference"]
     assert inference["widgets_values"][:7] == ["a red boat", "fog", 128, 128, 11, "fixed", 12]
     assert len(inference["widgets_values"]) == 20
-    assert [i["name"] for i in inference["inputs"]] == ["model", "seed_image", "mask_image", "lora_stack", "control_stack"]
+    assert [i["name"] for i in inference["inputs"]] == ["model", "seed_image", "mask_image", "lora_stack", "control_stack",
+                                                        "photomaker"]
     assert inference["properties"]["taskUUID"] == UUID
     assert nodes["SDXLKit_Save"]["widgets_values"] == ["sdxlkit", "WEBP", 95]
     assert nodes["SDXLKit_Loader"]["widgets_values"] == ["base.safetensors", "(checkpoint's own)", "auto"]

@@ -55,6 +55,10 @@ def examples():
              "endStepPercentage": 80},
             {"model": "lineart", "guideImage": guide, "controlMode": "balanced", "startStepPercentage": 0, "endStep": 20},
             {"model": "tile", "guideImage": guide, "startStep": 0, "endStepPercentage": 100}]},
+        "photomaker": BASE | {"positivePrompt": "a man img at dusk", "seed": 6, "photoMaker": {"images": [guide]}},
+        "photomaker-batch": BASE | {"positivePrompt": "a woman img", "seed": 8, "photoMaker": {
+            "images": [seed, data_uri(make_image((64, 48), seed=4)), data_uri(make_image((64, 48), seed=5), "JPEG")],
+            "strength": 15, "style": "Neonpunk"}},
     }
 
 

@@ -20,6 +20,7 @@ WIDGET_FIELDS = {
     "SDXLKit_LoraStack": {"weight": "lora[].weight", "transformer": "lora[].transformer"},
     "SDXLKit_ControlNet": {"weight": "controlNet[].weight", "control_mode": "controlNet[].controlMode",
                            "start": "controlNet[].startStepPercentage", "end": "controlNet[].endStepPercentage"},
+    "SDXLKit_PhotoMaker": {"strength": "photoMaker.strength", "style": "photoMaker.style"},
 }
 
 
@@ -32,7 +33,7 @@ def test_pack_registers_only_through_entrypoint(pack):
     assert not hasattr(pack, "NODE_CLASS_MAPPINGS")
     assert pack.WEB_DIRECTORY == "./js"
     ids = set(node_classes(pack))
-    assert ids == {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_Inference", "SDXLKit_Save",
+    assert ids == {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_PhotoMaker", "SDXLKit_Inference", "SDXLKit_Save",
                    "SDXLKit_TaskExport"}
 
 
@@ -211,4 +212,25 @@ def test_lora_and_controlnet_stacks_feed_the_inference_node(comfy_root, pack, ad
     assert control["guideImage"].startswith("data:image/png;base64,")
     assert {k: v for k, v in control.items() if k != "guideImage"} == {
         "model": "canny_file.safetensors", "weight": 0.7, "controlMode": "controlnet", "startStep": 1, "endStepPercentage": 80}
+    assert (images - base).abs().max() > 1e-3
+
+
+def test_photomaker_node_feeds_the_inference_node(comfy_root, pack, adapter_models, tiny_components):
+    from sdxlkit.tiny_photomaker import tiny_photomaker, write_photomaker
+
+    classes = node_classes(pack)
+    photos = torch.rand(2, 80, 64, 3)
+    with pytest.raises(Exception, match="photomaker-v1.safetensors or photomaker-v1.bin.*models/photomaker"):
+        classes["SDXLKit_PhotoMaker"].execute(photos, strength=30, style="Enhance")
+    write_photomaker(tiny_photomaker(tiny_components, seed=2)[0], comfy_root / "models" / "photomaker" / "photomaker-v1.bin")
+    with pytest.raises(Exception, match="1..4 photos.*holds 5"):
+        classes["SDXLKit_PhotoMaker"].execute(torch.rand(5, 8, 8, 3), strength=30, style="Enhance")
+    (photomaker,) = classes["SDXLKit_PhotoMaker"].execute(photos, strength=30, style="Enhance").args
+    (model,) = classes["SDXLKit_Loader"].execute("tiny-sdxl.safetensors", "(checkpoint's own)", "auto").args
+    values = inference_values(number_results=1, positive_prompt="a man img in snow")
+    base, _ = classes["SDXLKit_Inference"].execute(model, **values).args
+    images, task_json = classes["SDXLKit_Inference"].execute(model, photomaker=photomaker, **values).args
+    task = json.loads(task_json)
+    assert task["photoMaker"]["strength"] == 30 and task["photoMaker"]["style"] == "Enhance"
+    assert len(task["photoMaker"]["images"]) == 2 and task["photoMaker"]["images"][0].startswith("data:image/png")
     assert (images - base).abs().max() > 1e-3
