@@ -14,7 +14,7 @@ from sdxlkit.task.schema import vendor_schema
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
 NAMES = sorted(p.name.removesuffix(".task.json") for p in WORKFLOWS.glob("*.task.json"))
-CORE_NODES = {"LoadImage", "LoadImageMask"}
+CORE_NODES = {"LoadImage", "LoadImageMask", "ImageBatch"}
 IMAGE_FIELDS = (("inputs", "seedImage"), ("inputs", "maskImage"))
 
 
@@ -30,12 +30,14 @@ def twin_with_file_paths(task: dict) -> dict:
             task[outer][inner] = str((WORKFLOWS / task[outer][inner]).resolve())
     for entry in task.get("controlNet", []):
         entry["guideImage"] = str((WORKFLOWS / entry["guideImage"]).resolve())
+    if "photoMaker" in task:
+        task["photoMaker"]["images"] = [str((WORKFLOWS / ref).resolve()) for ref in task["photoMaker"]["images"]]
     return task
 
 
 def test_every_capability_has_an_example():
     assert {"txt2img", "img2img", "inpaint", "outpaint", "lora_stack", "controlnet_balanced", "controlnet_prompt",
-            "controlnet_controlnet"} <= set(NAMES)
+            "controlnet_controlnet", "photomaker_style"} <= set(NAMES)
     for name in NAMES:
         assert (WORKFLOWS / f"{name}.json").is_file() and (WORKFLOWS / f"{name}.api.json").is_file()
 
@@ -50,7 +52,7 @@ def test_ui_workflow_matches_the_frontend_schema_and_uses_known_nodes(name):
     workflow = load(name, ".json")
     check_workflow(workflow)
     assert {n["type"] for n in workflow["nodes"]} <= CORE_NODES | {t for t in (n["type"] for n in workflow["nodes"]) if t.startswith("SDXLKit_")}
-    images = [n["widgets_values"][0] for n in workflow["nodes"] if n["type"] in CORE_NODES]
+    images = [n["widgets_values"][0] for n in workflow["nodes"] if n["type"] in ("LoadImage", "LoadImageMask")]
     assert all((WORKFLOWS / "assets" / image).is_file() for image in images)
 
 
