@@ -17,8 +17,8 @@ from sdxlkit.metadata import read_texts
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 pytestmark = [pytest.mark.host, pytest.mark.skipif(not COMFYUI_PATH, reason="set COMFYUI_PATH to test in a real ComfyUI")]
 ROOT = Path(__file__).resolve().parent.parent
-NODE_IDS = {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_Inference", "SDXLKit_Save",
-            "SDXLKit_TaskExport"}
+NODE_IDS = {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_PhotoMaker", "SDXLKit_Inference",
+            "SDXLKit_Save", "SDXLKit_TaskExport"}
 # the file names the example workflows use, served by the tiny test models
 EXAMPLE_MODELS = {"checkpoints/sd_xl_base_1.0_0.9vae.safetensors": "checkpoint",
                   "loras/sdxl_watercolor_style.safetensors": "style_kohya",
@@ -56,7 +56,9 @@ def _link(path: Path, target: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_checkpoint, adapter_models):
+def server(tmp_path_factory, tiny_checkpoint, adapter_models, tiny_components):
+    from sdxlkit.tiny_photomaker import tiny_photomaker, write_photomaker
+
     base = tmp_path_factory.mktemp("comfy-base")
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / "sdxlkit").symlink_to(ROOT)
@@ -64,6 +66,7 @@ def server(tmp_path_factory, tiny_checkpoint, adapter_models):
     files = {"checkpoint": tiny_checkpoint, **adapter_models.loras, "canny_file": adapter_models.controlnets["file"]}
     for name, source in EXAMPLE_MODELS.items():
         _link(base / "models" / name, files[source])
+    write_photomaker(tiny_photomaker(tiny_components, seed=4)[0], base / "models" / "photomaker" / "photomaker-v1.bin")
     python = os.environ.get("COMFYUI_PYTHON", str(Path(COMFYUI_PATH).parent / "venv" / "bin" / "python"))
     port = _free_port()
     log = open(base / "server.log", "w")
@@ -274,3 +277,6 @@ def test_example_workflow_runs_through_prompt(server, name):
     assert task["taskUUID"] == twin["taskUUID"] and task.get("lora") == twin.get("lora")
     assert [{k: v for k, v in c.items() if k != "guideImage"} for c in task.get("controlNet", [])] == \
         [{k: v for k, v in c.items() if k != "guideImage"} for c in twin.get("controlNet", [])]
+    assert {k: v for k, v in task.get("photoMaker", {}).items() if k != "images"} == \
+        {k: v for k, v in twin.get("photoMaker", {}).items() if k != "images"}
+    assert len(task.get("photoMaker", {}).get("images", [])) == len(twin.get("photoMaker", {}).get("images", []))
