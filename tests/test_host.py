@@ -188,6 +188,16 @@ def test_task_array_runs_through_the_route_in_sync_mode(server):
     assert len({d["imageUUID"] for d in data}) == 3
 
 
+def test_photomaker_task_runs_through_the_route(server):
+    url, base = server
+    photo = _png_data_uri(ROOT / "workflows" / "assets" / "face_1.png")
+    task = _task("c1111111-2222-4333-8444-555555555555", positivePrompt="a photo of a woman img", outputType="dataURI",
+                 photoMaker={"images": [photo, photo], "strength": 20, "style": "Line art"})
+    status, body = _post_status(url + "/sdxlkit/v1", [task])
+    assert status == 200, body
+    assert body["data"][0]["taskUUID"] == task["taskUUID"] and body["data"][0]["imageDataURI"].startswith("data:image/")
+
+
 def test_async_tasks_are_polled_and_delivered_to_webhook_and_upload_endpoint(server):
     import http.server
     import threading
@@ -245,6 +255,9 @@ def test_async_tasks_are_polled_and_delivered_to_webhook_and_upload_endpoint(ser
     ([_task("d9111111-2222-4333-8444-555555555555", uploadEndpoint="file:///etc/passwd")], "uploadEndpoint"),
     ([_task("da111111-2222-4333-8444-555555555555", inputs={"seedImage": str(ROOT / "workflows" / "assets" / "harbor.png")})],
      "inputs.seedImage"),
+    ([_task("db111111-2222-4333-8444-555555555555", photoMaker={"images": [str(ROOT / "workflows" / "assets" / "face_1.png")]},
+            positivePrompt="a man img")], "photoMaker.images[0]"),
+    ([_task("dc111111-2222-4333-8444-555555555555", photoMaker={"images": ["face_1.png"]})], "positivePrompt"),
     ("not a task array", None),
 ])
 def test_hostile_tasks_are_refused_before_the_queue(server, tasks, parameter):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from ..errors import ModelLoadError
 from ..loading.lru import LruCache, file_key
 from .files import read_photomaker
 
+CONFIG = Path(__file__).resolve().parent.parent / "data" / "photomaker" / "clip_vit_l14_vision.json"
 HEAD_WIDTH = 64
 _LAYER = re.compile(r"vision_model\.encoder\.layers\.(\d+)\.")
 
@@ -73,7 +73,7 @@ class IdEncoder(nn.Module):
 
 
 def shipped_config() -> dict:
-    return json.loads(resources.files("sdxlkit").joinpath("data/photomaker/clip_vit_l14_vision.json").read_text())
+    return json.loads(CONFIG.read_text(encoding="utf-8"))
 
 
 def vision_config(state: dict, path: Path):
