@@ -97,7 +97,8 @@ def _load(pipe, components, lora: LoraFile, adapter: str) -> list:
 def _load_into_models(pipe, components, lora: LoraFile, common: dict) -> None:
     pipe.load_lora_into_unet(dict(lora.state_dict), unet=components.unet, **common)
     for encoder, prefix in ((components.text_encoder, "text_encoder"), (components.text_encoder_2, "text_encoder_2")):
-        pipe.load_lora_into_text_encoder(dict(lora.state_dict), text_encoder=encoder, prefix=prefix, **common)
+        if any(k.startswith(prefix + ".") for k in lora.state_dict):  # UNet-only LoRAs (PhotoMaker's): no warning
+            pipe.load_lora_into_text_encoder(dict(lora.state_dict), text_encoder=encoder, prefix=prefix, **common)
 
 
 def _delete(pipe, adapter: str) -> None:
