@@ -7,7 +7,6 @@ node, is deprecated (hidden from search) and keeps loading and running saved wor
 
 from __future__ import annotations
 
-import io as _bytes_io
 import uuid
 
 import torch
@@ -16,26 +15,19 @@ from ..sdxlkit.errors import ModelNotFound
 from ..sdxlkit.graph import controlnet_node, inference_node, lora_node
 from ..sdxlkit.graph.mapping import TaskPart
 from ..sdxlkit.graph.mappings.inference import PARTS
-from ..sdxlkit.images import data_uri
 from ..sdxlkit.runner import generate_task, guide_image_key
 from ..sdxlkit.task.model import parse_tasks
 from . import host
 from ._api import io
 from .input_checks import CheckedNode
 from .prompt_meta import kept_task_uuid
-from .tensors import image_to_pil, mask_to_pil
+from .tensors import image_to_pil, mask_to_pil, png_data_uri
 from .types import ControlStack, LoraStack, SdxlModel
 from .widgets import combo_widget, float_widget, int_widget
 
 PART_INPUTS = [p.socket.name for p in PARTS]
 LEGACY_WIDGETS = ("strength", "only_masked", "mask_margin",
                   *(f"outpaint_{side}" for side in (*inference_node.OUTPAINT_SIDES, "blur")))
-
-
-def _png_data_uri(image) -> str:
-    buffer = _bytes_io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)
-    return data_uri(buffer.getvalue(), "PNG")
 
 
 def _core_inputs() -> list:
@@ -109,10 +101,10 @@ class SDXLKitImageInference(CheckedNode):
             images[guide_image_key(i)] = entry.image
         task_data = inference_node.task_from_widgets(
             values, model=model.model_ref, vae=model.vae_ref, task_uuid=cls._task_uuid(),
-            seed_image=_png_data_uri(images["seedImage"]) if "seedImage" in images else None,
-            mask_image=_png_data_uri(images["maskImage"]) if "maskImage" in images else None,
+            seed_image=png_data_uri(images["seedImage"]) if "seedImage" in images else None,
+            mask_image=png_data_uri(images["maskImage"]) if "maskImage" in images else None,
             lora=[lora_node.entry_from_widgets(e.values, e.model_ref) for e in lora_stack],
-            control_net=[controlnet_node.entry_from_widgets(e.values, e.model_ref, _png_data_uri(e.image))
+            control_net=[controlnet_node.entry_from_widgets(e.values, e.model_ref, png_data_uri(e.image))
                          for e in control_stack],
             parts=[p.fields for p in parts],
         )

@@ -20,7 +20,7 @@ from sdxlkit.task.model import parse_tasks
 from sdxlkit.task.validate import task_problems
 
 # Schema fields of features that have no node yet (each feature's node takes its field off this list).
-NO_NODE_YET = {"ipAdapters", "photoMaker", "ultralytics", "hiresFix", "acceleratorOptions", "refiner", "embeddings"}
+NO_NODE_YET = {"ipAdapters", "ultralytics", "hiresFix", "acceleratorOptions", "refiner", "embeddings"}
 
 UUID = "7c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 BASE = {"taskType": "imageInference", "taskUUID": UUID, "model": "sd_xl_base_1.0.safetensors",
@@ -67,6 +67,10 @@ def examples():
              "endStepPercentage": 80},
             {"model": "lineart", "guideImage": guide, "controlMode": "balanced", "startStepPercentage": 0, "endStep": 20},
             {"model": "tile", "guideImage": guide, "startStep": 0, "endStepPercentage": 100}]},
+        "photomaker": BASE | {"positivePrompt": "a man img at dusk", "seed": 6, "photoMaker": {"images": [guide]}},
+        "photomaker-batch": BASE | {"positivePrompt": "a woman img", "seed": 8, "photoMaker": {
+            "images": [seed, data_uri(make_image((64, 48), seed=4)), data_uri(make_image((64, 48), seed=5), "JPEG")],
+            "strength": 15, "style": "Neonpunk"}},
     }
 
 

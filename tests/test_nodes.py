@@ -29,6 +29,7 @@ WIDGET_FIELDS = {
     "SDXLKit_LoraStack": {"weight": "lora[].weight", "transformer": "lora[].transformer"},
     "SDXLKit_ControlNet": {"weight": "controlNet[].weight", "control_mode": "controlNet[].controlMode",
                            "start": "controlNet[].startStepPercentage", "end": "controlNet[].endStepPercentage"},
+    "SDXLKit_PhotoMaker": {"strength": "photoMaker.strength", "style": "photoMaker.style"},
 }
 
 
@@ -42,7 +43,7 @@ def test_pack_registers_only_through_entrypoint(pack):
     assert pack.WEB_DIRECTORY == "./js"
     ids = set(node_classes(pack))
     assert ids == {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_Inference", "SDXLKit_Save",
-                   "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
+                   "SDXLKit_TaskExport", "SDXLKit_PhotoMaker", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
                    "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety"}
 
 
@@ -303,3 +304,25 @@ def test_option_nodes_feed_the_inference_node(comfy_root, pack):
     assert task["strength"] == 0.35 and task["outputType"] == "dataURI" and task["includeCost"] is False
     assert "ttl" not in task and "webhookURL" not in task and "outpaint" not in task
     assert images.shape == (1, 128, 128, 3)
+
+
+def test_photomaker_node_feeds_the_inference_node(comfy_root, pack, adapter_models, tiny_components):
+    from sdxlkit.tiny_photomaker import tiny_photomaker, write_photomaker
+
+    classes = node_classes(pack)
+    photos = torch.rand(2, 80, 64, 3)
+    with pytest.raises(Exception, match="photomaker-v1.safetensors or photomaker-v1.bin.*models/photomaker"):
+        classes["SDXLKit_PhotoMaker"].execute(photos, strength=30, style="Enhance")
+    write_photomaker(tiny_photomaker(tiny_components, seed=2)[0], comfy_root / "models" / "photomaker" / "photomaker-v1.bin")
+    with pytest.raises(Exception, match="1..4 photos.*holds 5"):
+        classes["SDXLKit_PhotoMaker"].execute(torch.rand(5, 8, 8, 3), strength=30, style="Enhance")
+    (photomaker,) = classes["SDXLKit_PhotoMaker"].execute(photos, strength=30, style="Enhance").args
+    (model,) = classes["SDXLKit_Loader"].execute("tiny-sdxl.safetensors", "(checkpoint's own)", "auto").args
+    values = {k: v for k, v in inference_values(number_results=1, positive_prompt="a man img in snow").items()
+              if k not in ("strength", "only_masked", "mask_margin") and not k.startswith("outpaint_")}
+    base, _ = classes["SDXLKit_ImageInference"].execute(model, **values).args
+    images, task_json = classes["SDXLKit_ImageInference"].execute(model, photomaker=photomaker, **values).args
+    task = json.loads(task_json)
+    assert task["photoMaker"]["strength"] == 30 and task["photoMaker"]["style"] == "Enhance"
+    assert len(task["photoMaker"]["images"]) == 2 and task["photoMaker"]["images"][0].startswith("data:image/png")
+    assert (images - base).abs().max() > 1e-3

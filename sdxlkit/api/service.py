@@ -111,12 +111,16 @@ def _copy_images(data: dict) -> dict:
         copy["inputs"] = dict(copy["inputs"])
     if "controlNet" in copy:
         copy["controlNet"] = [dict(c) for c in copy["controlNet"]]
+    if "photoMaker" in copy:
+        copy["photoMaker"] = dict(copy["photoMaker"], images=list(copy["photoMaker"]["images"]))
     return copy
 
 
 def _set_image(data: dict, field: str, ref: str) -> None:
     if field.startswith("inputs."):
         data["inputs"][field.removeprefix("inputs.")] = ref
+    elif field.startswith("photoMaker."):
+        data["photoMaker"]["images"][int(field[len("photoMaker.images["):field.index("]")])] = ref
     else:
         data["controlNet"][int(field[len("controlNet["):field.index("]")])]["guideImage"] = ref
 
