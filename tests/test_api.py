@@ -154,10 +154,10 @@ def test_requests_may_name_image_files_only_inside_the_input_folder(tmp_path):
             confine_images(Task(task(0, controlNet=[{"model": "c", "guideImage": ref}])), root)
         assert info.value.problems[0].path == "$.controlNet[0].guideImage"
         messages.add(info.value.problems[0].message)
-    assert len(messages) == 1  # existing and missing files outside the folder are refused with the same words
         with pytest.raises(TaskValidationError, match="not a file in ComfyUI's input folder") as info:
             confine_images(Task(task(0, photoMaker={"images": ["harbor.png", ref]})), root)
         assert info.value.problems[0].path == "$.photoMaker.images[1]"
+    assert len(messages) == 1  # existing and missing files outside the folder are refused with the same words
 
 
 def test_image_errors_name_the_field_and_a_single_task():

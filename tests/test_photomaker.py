@@ -113,6 +113,42 @@ def test_weighted_prompts_and_long_prompts_keep_the_class_position(pm, tiny_comp
     assert changed == [77 + 1, 77 + 2]  # second chunk, after its BOS: tokens 76 and 77 of the prompt
 
 
+def _changed(identity, plain):
+    return [i for i in range(identity.shape[1]) if not torch.equal(identity[0, i], plain[0, i])]
+
+
+def test_the_class_position_follows_the_comma_backtrack_of_sdembeds(pm, tiny_components):
+    """A1111's comma back-tracking (main's chunking under sdEmbeds) moves ", a woman woman ..." to the second chunk
+    of the identity prompt: the fused copies are where the chunking put them, not where a cut at 75 would."""
+    _, _, path = pm
+    tokenizers, encoders = _encoders(tiny_components)
+    head, tail = "word " * 70, " word" * 5  # identity: 70 words, ",", "a", 2 x "woman", 5 words = 80 tokens
+    embeds = encode_identity_prompts(tokenizers, encoders, build_encoder(path, WIDTHS), pixel_values(photos(2)),
+                                     head + ", a woman img" + tail, None, clip_skip=0, weighting="sdEmbeds",
+                                     guidance=False)
+    repeated = encode_prompts(tokenizers, encoders, head + ", a woman woman" + tail, None, weighting="sdEmbeds",
+                              guidance=False)
+    assert embeds.identity.prompt_embeds.shape == repeated.prompt_embeds.shape == (1, 154, 96)
+    # the second chunk starts with "a" (after its BOS), then the two copies
+    assert _changed(embeds.identity.prompt_embeds, repeated.prompt_embeds) == [77 + 2, 77 + 3]
+
+
+def test_a_longer_negative_repeats_the_identity_prompt_with_every_repeat_fused(pm, tiny_components):
+    """Positive and negative are repeated to a common length (prompts.alignment): a one-chunk identity prompt beside a
+    two-chunk negative is the identity prompt twice, its class-token copies fused in both repeats."""
+    _, _, path = pm
+    tokenizers, encoders = _encoders(tiny_components)
+    negative = "blurry " * 80
+    embeds = encode_identity_prompts(tokenizers, encoders, build_encoder(path, WIDTHS), pixel_values(photos(2)), PROMPT,
+                                     negative, clip_skip=0, weighting=None, guidance=True)
+    repeated = encode_prompts(tokenizers, encoders, "a photo of a man man wearing glasses", negative)
+    identity = embeds.identity.prompt_embeds
+    assert identity.shape == embeds.prompt_embeds.shape == embeds.negative_prompt_embeds.shape == (1, 154, 96)
+    assert torch.equal(identity[:, :77], identity[:, 77:])
+    assert _changed(identity, repeated.prompt_embeds) == [5, 6, 77 + 5, 77 + 6]
+    assert torch.equal(embeds.negative_prompt_embeds, repeated.negative_prompt_embeds)
+
+
 class Recorder(UNetPart):
     """Innermost part: what the UNet is given at each step (the conditional row)."""
 

@@ -77,13 +77,13 @@ def encode_identity_prompts(tokenizers, text_encoders, encoder, pixel_values, pr
     text_only, identity = encode_token_variants(
         tokenizers, text_encoders, [[s.text_only for s in split], [s.identity for s in split]], negative,
         clip_skip=clip_skip, weighting=weighting, guidance=guidance)
-    # the encoding may repeat the identity prompt to a common length (prompts.alignment): fuse every repeat
+    # the encoding may repeat the identity prompt to a common length (prompts.alignment): fuse it once, repeat it
     length = len(chunked[0][0]) * CHUNK_LENGTH
-    mask = torch.zeros(identity.prompt_embeds.shape[1], dtype=torch.bool)
-    for start in range(0, mask.shape[0], length):
-        mask[[start + p for p in positions[0]]] = True
-    device = identity.prompt_embeds.device
+    embeds = identity.prompt_embeds
+    mask = torch.zeros(length, dtype=torch.bool)
+    mask[positions[0]] = True
     with torch.no_grad():
-        identity.prompt_embeds = encoder(pixel_values.to(device), identity.prompt_embeds, mask.to(device))
+        fused = encoder(pixel_values.to(embeds.device), embeds[:, :length], mask.to(embeds.device))
+    identity.prompt_embeds = fused.repeat(1, embeds.shape[1] // length, 1)
     return IdentityEmbeds(text_only.prompt_embeds, text_only.pooled_prompt_embeds, text_only.negative_prompt_embeds,
                           text_only.negative_pooled_prompt_embeds, identity=identity)
