@@ -270,6 +270,10 @@ def tasks(draw, dirs):
             max_size=3))
     if draw(st.booleans()):
         task["controlNet"] = draw(st.lists(control_entries(dirs, steps), max_size=3))
+    if draw(st.booleans()):
+        task["photoMaker"] = {"images": draw(st.lists(image_refs(dirs), min_size=1, max_size=4))}
+        optional(draw, task["photoMaker"], "strength", st.integers(15, 50))
+        optional(draw, task["photoMaker"], "style", st.sampled_from(schema.enum("photoMaker.style")))
     assert task_problems(task) == [], task_problems(task)
     return task
 
