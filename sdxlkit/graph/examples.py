@@ -34,6 +34,7 @@ EXAMPLES = {  # twin name -> template title (the workflow's file name)
     "controlnet_balanced": "SDXL 6 - ControlNet, balanced",
     "controlnet_prompt": "SDXL 7 - ControlNet, prompt more important",
     "controlnet_controlnet": "SDXL 8 - ControlNet, ControlNet more important",
+    "photomaker_style": "SDXL 9 - PhotoMaker, Comic book style",
 }
 KINDS = {"model": "checkpoints", "vae": "vae"}
 
