@@ -4,18 +4,21 @@ from ..sdxlkit.controlnet import CONTROLNETS
 from ..sdxlkit.ipadapter import ADAPTERS, ENCODERS, ENCODINGS
 from ..sdxlkit.loading.cache import MODEL_CACHE
 from ..sdxlkit.lora import LORA_FILES
+from ..sdxlkit.photomaker.encoder import ID_ENCODERS
 from . import convert_route, host, task_route
 from ._api import ComfyExtension, io
 from .inference import SDXLKitImageInference, SDXLKitInference
 from .ip_adapter import SDXLKitIPAdapter
 from .loader import SDXLKitLoader
 from .options import OPTION_NODE_CLASSES
+from .photomaker import SDXLKitPhotoMaker
 from .save import SDXLKitSave
 from .stacks import SDXLKitControlNet, SDXLKitLoraStack
 from .task_export import SDXLKitTaskExport
 
 NODES: list[type[io.ComfyNode]] = [SDXLKitLoader, SDXLKitLoraStack, SDXLKitControlNet, SDXLKitIPAdapter, SDXLKitImageInference,
-                                   *OPTION_NODE_CLASSES, SDXLKitSave, SDXLKitTaskExport, SDXLKitInference]
+                                   *OPTION_NODE_CLASSES, SDXLKitPhotoMaker, SDXLKitSave, SDXLKitTaskExport,
+                                   SDXLKitInference]
 
 
 def release_engine_models() -> int:
@@ -24,6 +27,7 @@ def release_engine_models() -> int:
     for cache in (ADAPTERS, ENCODERS, ENCODINGS):
         cache.release()
     LORA_FILES.release()
+    ID_ENCODERS.release()
     return MODEL_CACHE.release()
 
 

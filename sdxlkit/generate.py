@@ -19,7 +19,11 @@ from . import masking, vae
 from .controlnet import CONTROLNETS, Control, ControlNetPart, StepWindow
 from .ipadapter import IPAdapterPart, IPAdapterRequest, adapter_uses
 from .loading.components import SDXLComponents
-from .lora import apply_loras
+from .lora import EmbeddedLora, apply_loras
+from .photomaker.encoder import ID_ENCODERS, pixel_values
+from .photomaker.files import lora_weights
+from .photomaker.part import IdentityPart, start_merge_step
+from .photomaker.prompt import encode_identity_prompts
 from .prompts import encode_prompts
 from .sampling import DenoisePass, UNetPart, denoise
 from .sampling.passes import OnStep
@@ -34,6 +38,16 @@ class ControlRequest:
     weight: float
     mode: str
     window: StepWindow
+
+
+@dataclass
+class PhotoMakerRequest:
+    """The photoMaker field: the PhotoMaker file, the photos, strength (style_strength_ratio, %); the style is
+    already applied to the Generation's prompts."""
+
+    path: Path
+    images: list[Image.Image]
+    strength: int
 
 
 @dataclass
@@ -60,6 +74,7 @@ class Generation:
     loras: list[tuple[Path, float]] = field(default_factory=list)
     controls: list[ControlRequest] = field(default_factory=list)
     ip_adapters: list[IPAdapterRequest] = field(default_factory=list)
+    photomaker: PhotoMakerRequest | None = None
 
     @property
     def mode(self) -> str:
@@ -114,9 +129,13 @@ def _controls(components: SDXLComponents, gen: Generation, box: tuple[int, int, 
     return controls
 
 
-def unet_parts(components: SDXLComponents, gen: Generation, box: tuple[int, int, int, int] | None = None) -> list[UNetPart]:
-    """Everything that acts on the UNet during a pass of `gen`, outermost first; `box` is the region being repainted."""
+def unet_parts(components: SDXLComponents, gen: Generation, embeds,
+               box: tuple[int, int, int, int] | None = None) -> list[UNetPart]:
+    """Everything that acts on the UNet during a pass of `gen` with `embeds`, outermost first; `box` is the region
+    being repainted."""
     parts: list[UNetPart] = []
+    if gen.photomaker is not None:  # outermost: the parts inside see the prompt of the step
+        parts.append(IdentityPart(embeds, start_merge_step(gen.photomaker.strength, gen.steps), guidance=gen.cfg > 1))
     ip_uses = adapter_uses(gen.ip_adapters, components.unet, components.dtype, components.device)
     if ip_uses:
         parts.append(IPAdapterPart(ip_uses, guidance=gen.cfg > 1))
@@ -132,13 +151,13 @@ def _pass(gen: Generation, kind: str, seed: int, embeds, parts: list[UNetPart], 
 
 
 def txt2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
-    latents = denoise(components, _pass(gen, "txt2img", seed, embeds, unet_parts(components, gen)), on_step)
+    latents = denoise(components, _pass(gen, "txt2img", seed, embeds, unet_parts(components, gen, embeds)), on_step)
     return vae.decode(components, latents)
 
 
 def img2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
     source = _source_latents(components, _fit(gen.seed_image, (gen.width, gen.height)), seed)
-    p = _pass(gen, "img2img", seed, embeds, unet_parts(components, gen), image_latents=source, strength=gen.strength)
+    p = _pass(gen, "img2img", seed, embeds, unet_parts(components, gen, embeds), image_latents=source, strength=gen.strength)
     return vae.decode(components, denoise(components, p, on_step))
 
 
@@ -154,12 +173,32 @@ def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_s
         feather = masking.INPAINT_FEATHER
         box = (0, 0) + size if gen.mask_margin is None else masking.crop_region(mask, gen.mask_margin, gen.width / gen.height)
     source, source_mask = _fit(full.crop(box), size), _fit(mask.crop(box), size)
-    p = _pass(gen, "inpaint", seed, embeds, unet_parts(components, gen, box),
+    p = _pass(gen, "inpaint", seed, embeds, unet_parts(components, gen, embeds, box),
               image_latents=_source_latents(components, source, seed), mask=source_mask, strength=gen.strength)
     return _paste(_to_tensor(full), vae.decode(components, denoise(components, p, on_step)), mask, box, feather)
 
 
 MODES = {"txt2img": txt2img, "img2img": img2img, "inpaint": inpaint, "outpaint": inpaint}
+
+
+def _photomaker_loras(gen: Generation) -> list:
+    """PhotoMaker's UNet LoRA at weight 1.0, as the reference pipeline fuses it, beside the task's LoRAs."""
+    return [] if gen.photomaker is None else [(EmbeddedLora(gen.photomaker.path, lora_weights), 1.0)]
+
+
+def _prompt_embeds(components: SDXLComponents, gen: Generation):
+    """The prompts' embeddings; with PhotoMaker an IdentityEmbeds (text-only prompt + identity prompt)."""
+    guidance = gen.cfg > 1
+    tokenizers = (components.tokenizer, components.tokenizer_2)
+    encoders = (components.text_encoder, components.text_encoder_2)
+    negative = gen.negative_prompt if guidance else None
+    if gen.photomaker is None:
+        return encode_prompts(tokenizers, encoders, gen.prompt, negative, clip_skip=gen.clip_skip,
+                              weighting=gen.weighting, guidance=guidance)
+    widths = tuple(encoder.config.hidden_size for encoder in encoders)
+    encoder = ID_ENCODERS.get(gen.photomaker.path, widths, components.dtype, components.device)
+    return encode_identity_prompts(tokenizers, encoders, encoder, pixel_values(gen.photomaker.images), gen.prompt,
+                                   negative, clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
 
 
 def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None) -> list[tuple[torch.Tensor, int]]:
@@ -173,12 +212,8 @@ def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep |
     as soon as it is done, so a caller can write image 1 before image 2 starts.
 
     on_step(done, total) is called after every denoising step; whatever it raises (an interrupt) propagates."""
-    apply_loras(components, gen.loras)
-    guidance = gen.cfg > 1
-    embeds = encode_prompts((components.tokenizer, components.tokenizer_2),
-                            (components.text_encoder, components.text_encoder_2),
-                            gen.prompt, gen.negative_prompt if guidance else None,
-                            clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
+    apply_loras(components, gen.loras + _photomaker_loras(gen))
+    embeds = _prompt_embeds(components, gen)
     for index in range(gen.count):
         seed = gen.seed + index
 

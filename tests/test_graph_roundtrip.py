@@ -20,7 +20,7 @@ from sdxlkit.task.model import parse_tasks
 from sdxlkit.task.validate import task_problems
 
 # Schema fields of features that have no node yet (each feature's node takes its field off this list).
-NO_NODE_YET = {"photoMaker", "ultralytics", "hiresFix", "acceleratorOptions", "refiner", "embeddings"}
+NO_NODE_YET = {"ultralytics", "hiresFix", "acceleratorOptions", "refiner", "embeddings"}
 
 UUID = "7c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 BASE = {"taskType": "imageInference", "taskUUID": UUID, "model": "sd_xl_base_1.0.safetensors",
@@ -74,6 +74,10 @@ def examples():
              "combineMethod": "norm_average", "embedScaling": "k_mean_v_penalty_c"},
             {"model": "runware:55@3", "guideImages": [seed], "weightType": "normal", "combineMethod": "concat",
              "embedScaling": "kv", "weightComposition": 1.0}]},
+        "photomaker": BASE | {"positivePrompt": "a man img at dusk", "seed": 6, "photoMaker": {"images": [guide]}},
+        "photomaker-batch": BASE | {"positivePrompt": "a woman img", "seed": 8, "photoMaker": {
+            "images": [seed, data_uri(make_image((64, 48), seed=4)), data_uri(make_image((64, 48), seed=5), "JPEG")],
+            "strength": 15, "style": "Neonpunk"}},
     }
 
 
@@ -286,6 +290,9 @@ def tasks(draw, dirs):
         task["controlNet"] = draw(st.lists(control_entries(dirs, steps), max_size=3))
     if draw(st.booleans()):
         task["ipAdapters"] = draw(st.lists(ip_adapter_entries(dirs), max_size=2))
+        task["photoMaker"] = {"images": draw(st.lists(image_refs(dirs), min_size=1, max_size=4))}
+        optional(draw, task["photoMaker"], "strength", st.integers(15, 50))
+        optional(draw, task["photoMaker"], "style", st.sampled_from(schema.enum("photoMaker.style")))
     assert task_problems(task) == [], task_problems(task)
     return task
 

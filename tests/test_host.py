@@ -19,7 +19,7 @@ COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 pytestmark = [pytest.mark.host, pytest.mark.skipif(not COMFYUI_PATH, reason="set COMFYUI_PATH to test in a real ComfyUI")]
 ROOT = Path(__file__).resolve().parent.parent
 NODE_IDS = {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_IPAdapter", "SDXLKit_Inference", "SDXLKit_Save",
-            "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
+            "SDXLKit_TaskExport", "SDXLKit_PhotoMaker", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
             "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety"}
 # the file names the example workflows use, served by the tiny test models
 EXAMPLE_MODELS = {"checkpoints/sd_xl_base_1.0_0.9vae.safetensors": "checkpoint",
@@ -61,7 +61,9 @@ def _link(path: Path, target: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_checkpoint, adapter_models, ip_models):
+def server(tmp_path_factory, tiny_checkpoint, adapter_models, ip_models, tiny_components):
+    from sdxlkit.tiny_photomaker import tiny_photomaker, write_photomaker
+
     base = tmp_path_factory.mktemp("comfy-base")
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / "sdxlkit").symlink_to(ROOT)
@@ -71,6 +73,7 @@ def server(tmp_path_factory, tiny_checkpoint, adapter_models, ip_models):
              "vit_bigg": ip_models.encoder["runware:55@1"], "vit_h": ip_models.encoder["runware:55@2"]}
     for name, source in EXAMPLE_MODELS.items():
         _link(base / "models" / name, files[source])
+    write_photomaker(tiny_photomaker(tiny_components, seed=4)[0], base / "models" / "photomaker" / "photomaker-v1.bin")
     python = os.environ.get("COMFYUI_PYTHON", str(Path(COMFYUI_PATH).parent / "venv" / "bin" / "python"))
     port = _free_port()
     log = open(base / "server.log", "w")
@@ -121,7 +124,7 @@ def test_pack_imports_and_registers_every_node(server):
     inference = info["SDXLKit_ImageInference"]["input"]["required"]
     assert set(info["SDXLKit_ImageInference"]["input"]["optional"]) == {
         "seed_image", "mask_image", "lora_stack", "control_stack", "denoise", "inpaint", "outpaint", "delivery", "safety",
-        "ip_adapter_stack"}
+        "ip_adapter_stack", "photomaker"}
     assert inference["width"][1]["min"] == 128 and inference["width"][1]["step"] == 8
     kind, options = inference["scheduler"][0], inference["scheduler"][1]
     assert len(options["options"] if kind == "COMBO" else kind) == 75
@@ -198,6 +201,16 @@ def test_task_array_runs_through_the_route_in_sync_mode(server):
     assert len({d["imageUUID"] for d in data}) == 3
 
 
+def test_photomaker_task_runs_through_the_route(server):
+    url, base = server
+    photo = _png_data_uri(ROOT / "example_workflows" / "input" / "harbor.png")
+    task = _task("c1111111-2222-4333-8444-555555555555", positivePrompt="a photo of a woman img", outputType="dataURI",
+                 photoMaker={"images": [photo, photo], "strength": 20, "style": "Line art"})
+    status, body = _post_status(url + "/sdxlkit/v1", [task])
+    assert status == 200, body
+    assert body["data"][0]["taskUUID"] == task["taskUUID"] and body["data"][0]["imageDataURI"].startswith("data:image/")
+
+
 def test_async_tasks_are_polled_and_delivered_to_webhook_and_upload_endpoint(server):
     import http.server
     import threading
@@ -255,6 +268,10 @@ def test_async_tasks_are_polled_and_delivered_to_webhook_and_upload_endpoint(ser
     ([_task("d9111111-2222-4333-8444-555555555555", uploadEndpoint="file:///etc/passwd")], "uploadEndpoint"),
     ([_task("da111111-2222-4333-8444-555555555555", inputs={"seedImage": str(ROOT / "example_workflows" / "input" / "harbor.png")})],
      "inputs.seedImage"),
+    ([_task("db111111-2222-4333-8444-555555555555", photoMaker={"images": [str(ROOT / "example_workflows" / "input" / "harbor.png")]},
+            positivePrompt="a man img")], "photoMaker.images[0]"),
+    ([_task("dc111111-2222-4333-8444-555555555555", photoMaker={"images": [_png_data_uri(ROOT / "example_workflows" / "input" / "harbor.png")]})],
+     "positivePrompt"),
     ("not a task array", None),
 ])
 def test_hostile_tasks_are_refused_before_the_queue(server, tasks, parameter):
@@ -318,3 +335,6 @@ def test_example_workflow_runs_through_prompt(server, name):
     assert [{k: v for k, v in c.items() if k != "guideImages"} for c in task.get("ipAdapters", [])] == \
         [{k: v for k, v in c.items() if k != "guideImages"} for c in twin.get("ipAdapters", [])]
     assert [len(c["guideImages"]) for c in task.get("ipAdapters", [])] == [len(c["guideImages"]) for c in twin.get("ipAdapters", [])]
+    assert {k: v for k, v in task.get("photoMaker", {}).items() if k != "images"} == \
+        {k: v for k, v in twin.get("photoMaker", {}).items() if k != "images"}
+    assert len(task.get("photoMaker", {}).get("images", [])) == len(twin.get("photoMaker", {}).get("images", []))

@@ -31,6 +31,7 @@ WIDGET_FIELDS = {
                            "start": "controlNet[].startStepPercentage", "end": "controlNet[].endStepPercentage"},
     "SDXLKit_IPAdapter": {"weight": "ipAdapters[].weight", "weight_type": "ipAdapters[].weightType",
                           "combine_method": "ipAdapters[].combineMethod", "embed_scaling": "ipAdapters[].embedScaling"},
+    "SDXLKit_PhotoMaker": {"strength": "photoMaker.strength", "style": "photoMaker.style"},
 }
 
 
@@ -44,7 +45,7 @@ def test_pack_registers_only_through_entrypoint(pack):
     assert pack.WEB_DIRECTORY == "./js"
     ids = set(node_classes(pack))
     assert ids == {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_IPAdapter", "SDXLKit_Inference", "SDXLKit_Save",
-                   "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
+                   "SDXLKit_TaskExport", "SDXLKit_PhotoMaker", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
                    "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety"}
 
 
@@ -351,3 +352,24 @@ def test_ip_adapter_node_refuses_a_file_no_id_maps_to(comfy_root, pack, ip_model
     with pytest.raises(pack.sdxlkit.errors.ModelNotFound, match="my_adapter.safetensors is not mapped to an IP-Adapter id.*sdxlkit_models.json"):
         node.execute(image=torch.rand(1, 32, 32, 3), ipadapter_name="my_adapter.safetensors", clip_vision_name="x",
                      weight=1.0, weight_type="normal", combine_method="concat", embed_scaling="kv", weight_composition=1.0)
+
+
+def test_photomaker_node_feeds_the_inference_node(comfy_root, pack, adapter_models, tiny_components):
+    from sdxlkit.tiny_photomaker import tiny_photomaker, write_photomaker
+
+    classes = node_classes(pack)
+    photos = torch.rand(2, 80, 64, 3)
+    with pytest.raises(Exception, match="photomaker-v1.safetensors or photomaker-v1.bin.*models/photomaker"):
+        classes["SDXLKit_PhotoMaker"].execute(photos, strength=30, style="Enhance")
+    write_photomaker(tiny_photomaker(tiny_components, seed=2)[0], comfy_root / "models" / "photomaker" / "photomaker-v1.bin")
+    with pytest.raises(Exception, match="1..4 photos.*holds 5"):
+        classes["SDXLKit_PhotoMaker"].execute(torch.rand(5, 8, 8, 3), strength=30, style="Enhance")
+    (photomaker,) = classes["SDXLKit_PhotoMaker"].execute(photos, strength=30, style="Enhance").args
+    (model,) = classes["SDXLKit_Loader"].execute("tiny-sdxl.safetensors", "(checkpoint's own)", "auto").args
+    values = _core_values(number_results=1, positive_prompt="a man img in snow")
+    base, _ = classes["SDXLKit_ImageInference"].execute(model, **values).args
+    images, task_json = classes["SDXLKit_ImageInference"].execute(model, photomaker=photomaker, **values).args
+    task = json.loads(task_json)
+    assert task["photoMaker"]["strength"] == 30 and task["photoMaker"]["style"] == "Enhance"
+    assert len(task["photoMaker"]["images"]) == 2 and task["photoMaker"]["images"][0].startswith("data:image/png")
+    assert (images - base).abs().max() > 1e-3
