@@ -26,8 +26,10 @@ class Chunk:
     weights: tuple[float, ...]
 
 
-def tokenize_fragment(tokenizer, text: str) -> list[int]:
-    """Token ids of ``text`` without BOS/EOS and without truncation."""
+def tokenize_fragment(tokenizer, text: str | tuple[int, ...]) -> list[int]:
+    """Token ids of ``text`` without BOS/EOS and without truncation; a tuple is token ids already (token_prompt)."""
+    if isinstance(text, tuple):
+        return list(text)
     if not text:
         return []
     return list(tokenizer(text, add_special_tokens=False, truncation=False, verbose=False).input_ids)
@@ -41,26 +43,12 @@ def _close(tokenizer, ids: list[int], weights: list[float]) -> Chunk:
     )
 
 
-def token_stream(tokenizer, items: list[Item]) -> list:
-    """The prompt as ``(id, weight)`` tokens and ``BREAK`` markers; every fragment tokenized on its own (as A1111
-    and sd_embed do)."""
-    stream: list = []
-    for item in items:
-        if item is BREAK:
-            stream.append(BREAK)
-            continue
-        text, weight = item
-        stream.extend((token, float(weight)) for token in tokenize_fragment(tokenizer, text))
-    return stream
+def build_chunks(tokenizer, items: list[Item], comma_backtrack: int = 0) -> list[Chunk]:
+    """Chunks for parsed prompt ``items`` (``(text, weight)`` pairs and ``BREAK`` markers).
 
-
-def chunk_tokens(tokenizer, stream: list, comma_backtrack: int = 0) -> tuple[list[Chunk], list[int]]:
-    """Chunks for a token stream, and where each token of the stream (BREAKs left out) landed in the chunks'
-    concatenated sequence.
-
-    A chunk is closed when it holds 75 tokens and another follows, and at each ``BREAK`` (even an empty chunk, as
-    A1111: a leading ``BREAK`` gives an empty first chunk). A last, empty chunk is kept only when there is no
-    other: the empty prompt gives one chunk.
+    Every fragment is tokenized on its own (as A1111 and sd_embed do); a chunk is closed when it holds 75 tokens
+    and another follows, and at each ``BREAK`` (even an empty chunk, as A1111: a leading ``BREAK`` gives an empty
+    first chunk). A last, empty chunk is kept only when there is no other: the empty prompt gives one chunk.
 
     ``comma_backtrack`` = n > 0 is A1111's "comma padding backtrack" (``sd_hijack_clip.tokenize_line``, default
     20, used under sdEmbeds): when a full chunk meets a token that is not a comma and its last comma is at most n
@@ -71,34 +59,29 @@ def chunk_tokens(tokenizer, stream: list, comma_backtrack: int = 0) -> tuple[lis
     chunks: list[Chunk] = []
     ids: list[int] = []
     weights: list[float] = []
-    positions: list[int] = []  # tokens are closed in stream order, so positions[i] is the i-th token's
     last_comma = -1
     comma = tokenizer.convert_tokens_to_ids(COMMA_TOKEN)
 
     def close(keep: int) -> None:
         nonlocal ids, weights, last_comma
-        positions.extend(len(chunks) * CHUNK_LENGTH + 1 + j for j in range(keep))
         chunks.append(_close(tokenizer, ids[:keep], weights[:keep]))
         ids, weights, last_comma = ids[keep:], weights[keep:], -1
 
-    for token in stream:
-        if token is BREAK:
+    for item in items:
+        if item is BREAK:
             close(len(ids))
             continue
-        if token[0] == comma:
-            last_comma = len(ids)
-        elif comma_backtrack and len(ids) == CHUNK_TOKENS and last_comma != -1 \
-                and len(ids) - last_comma <= comma_backtrack:
-            close(last_comma + 1)
-        if len(ids) == CHUNK_TOKENS:
-            close(len(ids))
-        ids.append(token[0])
-        weights.append(token[1])
+        text, weight = item
+        for token in tokenize_fragment(tokenizer, text):
+            if token == comma:
+                last_comma = len(ids)
+            elif comma_backtrack and len(ids) == CHUNK_TOKENS and last_comma != -1 \
+                    and len(ids) - last_comma <= comma_backtrack:
+                close(last_comma + 1)
+            if len(ids) == CHUNK_TOKENS:
+                close(len(ids))
+            ids.append(token)
+            weights.append(float(weight))
     if ids or not chunks:
         close(len(ids))
-    return chunks, positions
-
-
-def build_chunks(tokenizer, items: list[Item], comma_backtrack: int = 0) -> list[Chunk]:
-    """Chunks for parsed prompt ``items`` (``(text, weight)`` pairs and ``BREAK`` markers), see chunk_tokens."""
-    return chunk_tokens(tokenizer, token_stream(tokenizer, items), comma_backtrack)[0]
+    return chunks

@@ -5,9 +5,10 @@ from __future__ import annotations
 from ..errors import SdxlKitError
 from .a1111 import parse_a1111
 from .alignment import repeat_to_common_length
-from .chunking import COMMA_BACKTRACK, chunk_tokens, token_stream
+from .chunking import COMMA_BACKTRACK, build_chunks
 from .embeds import PromptEmbeds
 from .text_encoding import check_clip_skip, encode_chunks, execution_device
+from .token_prompt import prompt_items
 
 WEIGHTINGS = ("sdEmbeds", "compel")
 BLANK = "__BLANK__"  # the format's positive prompt for an unguided image
@@ -31,36 +32,34 @@ def _plain(text: str):
 
 
 def parser(weighting: str | None):
-    """Prompt text -> items for the chunked encodings (plain text, or A1111 syntax for sdEmbeds)."""
+    """Prompt text -> items for the chunked encodings: A1111 syntax under sdEmbeds, else plain text."""
     return parse_a1111 if weighting == "sdEmbeds" else _plain
 
 
 def comma_backtrack(weighting: str | None) -> int:
-    """The chunking's comma back-tracking for a weighting: A1111's under sdEmbeds, none for plain prompts."""
+    """The chunking's comma back-tracking: A1111's under sdEmbeds, none for plain prompts."""
     return COMMA_BACKTRACK if weighting == "sdEmbeds" else 0
 
 
-def _encode_chunked(tokenizers, text_encoders, variants, negative, clip_skip, negative_clip_skip, weighting):
-    """Plain and sdEmbeds: our chunking (A1111's comma back-tracking under sdEmbeds). ``variants`` = one token
-    stream per tokenizer for each positive prompt. All of them and the negative are repeated to a common length
-    (see ``alignment``). Returns ``[(embeds, pooled), ...]`` (one per variant), the negative's embeds and pooled."""
+def _encode_chunked(tokenizers, text_encoders, prompt, negative, clip_skip, negative_clip_skip, weighting):
+    """Plain and sdEmbeds: our chunking (A1111's comma back-tracking under sdEmbeds); see ``alignment`` for the
+    positive/negative lengths."""
+    parse = parser(weighting)
     weighted = weighting == "sdEmbeds"
     backtrack = comma_backtrack(weighting)
     cache: dict = {}
 
-    def encode(streams, skip):
-        chunks = [chunk_tokens(tok, stream, backtrack)[0] for tok, stream in zip(tokenizers, streams)]
+    def encode(text, skip):
+        chunks = [build_chunks(tok, prompt_items(text, i, parse), comma_backtrack=backtrack)
+                  for i, tok in enumerate(tokenizers)]
         return encode_chunks(text_encoders, chunks, skip, weighted=weighted, cache=cache)
 
-    encoded = [encode(variant, clip_skip) for variant in variants]
-    if negative is not None:
-        encoded.append(encode([token_stream(tok, parser(weighting)(negative)) for tok in tokenizers],
-                              negative_clip_skip))
-    aligned = repeat_to_common_length(*(embeds for embeds, _ in encoded))
-    encoded = [(embeds, pooled) for embeds, (_, pooled) in zip(aligned, encoded)]
+    embeds, pooled = encode(prompt, clip_skip)
     if negative is None:
-        return encoded, None, None
-    return encoded[:-1], *encoded[-1]
+        return embeds, pooled, None, None
+    neg_embeds, neg_pooled = encode(negative, negative_clip_skip)
+    embeds, neg_embeds = repeat_to_common_length(embeds, neg_embeds)
+    return embeds, pooled, neg_embeds, neg_pooled
 
 
 def _encode_compel(tokenizers, text_encoders, prompt, negative, clip_skip, negative_clip_skip):
@@ -127,28 +126,6 @@ def encode_prompts(
     Output dtype is the second encoder's; device ``device``, by default the second encoder's execution device
     (offload-aware; diffusers casts to ``text_encoder_2.dtype`` and moves to the pipeline's execution device).
     """
-    return _encode(tokenizers, text_encoders, None, prompt, negative_prompt, clip_skip=clip_skip, weighting=weighting,
-                   guidance=guidance, zero_negative_when_empty=zero_negative_when_empty,
-                   negative_clip_skip=negative_clip_skip, device=device)[0]
-
-
-def encode_token_variants(tokenizers, text_encoders, variants: list[list[list]], negative_prompt: str | None = None,
-                          *, clip_skip: int = 0, weighting: str | None = None, guidance: bool = True,
-                          zero_negative_when_empty: bool = True, negative_clip_skip: int | None = None,
-                          device=None) -> list[PromptEmbeds]:
-    """Several positive prompts given as token streams (``variants[v][t]`` = variant v for tokenizer t, see
-    chunking.token_stream) with one negative, encoded like :func:`encode_prompts` (plain or sdEmbeds weighting)
-    and repeated to one length, so that a pass may switch between them; one PromptEmbeds per variant, the negative
-    shared."""
-    if weighting == "compel":
-        raise SdxlKitError("token-level prompt variants need plain or sdEmbeds weighting, not compel")
-    return _encode(tokenizers, text_encoders, variants, "", negative_prompt, clip_skip=clip_skip, weighting=weighting,
-                   guidance=guidance, zero_negative_when_empty=zero_negative_when_empty,
-                   negative_clip_skip=negative_clip_skip, device=device)
-
-
-def _encode(tokenizers, text_encoders, variants, prompt, negative_prompt, *, clip_skip, weighting, guidance,
-            zero_negative_when_empty, negative_clip_skip, device) -> list[PromptEmbeds]:
     import torch
 
     _check_inputs(tokenizers, text_encoders, prompt, negative_prompt, weighting)
@@ -163,35 +140,29 @@ def _encode(tokenizers, text_encoders, variants, prompt, negative_prompt, *, cli
     negative = None
     if guidance and not zero_negative and not blank:
         negative = negative_prompt if negative_prompt is not None else ""
-    if variants is None and weighting != "compel":
-        variants = [[token_stream(tok, parser(weighting)(prompt)) for tok in tokenizers]]
 
     with torch.no_grad():
         if weighting == "compel":
             embeds, pooled, neg_embeds, neg_pooled = _encode_compel(
                 tokenizers, text_encoders, prompt, negative, clip_skip, negative_clip_skip
             )
-            encoded = [(embeds, pooled)]
         else:
-            encoded, neg_embeds, neg_pooled = _encode_chunked(
-                tokenizers, text_encoders, variants, negative, clip_skip, negative_clip_skip, weighting
+            embeds, pooled, neg_embeds, neg_pooled = _encode_chunked(
+                tokenizers, text_encoders, prompt, negative, clip_skip, negative_clip_skip, weighting
             )
 
     encoder_2 = text_encoders[1]
     dtype = encoder_2.dtype
     device = device if device is not None else execution_device(encoder_2)
-    results = []
-    for embeds, pooled in encoded:
-        embeds = embeds.to(dtype=dtype, device=device)
-        pooled = pooled.to(dtype=dtype, device=device)
-        if blank:
-            if zero_negative_when_empty:
-                embeds, pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
-            neg_embeds, neg_pooled = (embeds, pooled) if guidance else (None, None)
-        elif zero_negative:
-            neg_embeds, neg_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
-        elif neg_embeds is not None:
-            neg_embeds = neg_embeds.to(dtype=dtype, device=device)
-            neg_pooled = neg_pooled.to(dtype=dtype, device=device)
-        results.append(PromptEmbeds(embeds, pooled, neg_embeds, neg_pooled))
-    return results
+    embeds = embeds.to(dtype=dtype, device=device)
+    pooled = pooled.to(dtype=dtype, device=device)
+    if blank:
+        if zero_negative_when_empty:
+            embeds, pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
+        neg_embeds, neg_pooled = (embeds, pooled) if guidance else (None, None)
+    elif zero_negative:
+        neg_embeds, neg_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
+    elif neg_embeds is not None:
+        neg_embeds = neg_embeds.to(dtype=dtype, device=device)
+        neg_pooled = neg_pooled.to(dtype=dtype, device=device)
+    return PromptEmbeds(embeds, pooled, neg_embeds, neg_pooled)
