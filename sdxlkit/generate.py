@@ -19,11 +19,9 @@ from . import masking, vae
 from .controlnet import CONTROLNETS, Control, ControlNetPart, StepWindow
 from .ipadapter import IPAdapterPart, IPAdapterRequest, adapter_uses
 from .loading.components import SDXLComponents
-from .lora import EmbeddedLora, apply_loras
-from .photomaker.encoder import ID_ENCODERS, pixel_values
-from .photomaker.files import lora_weights
+from .lora import apply_loras
 from .photomaker.part import IdentityPart, start_merge_step
-from .photomaker.prompt import encode_identity_prompts
+from .photomaker.request import PhotoMakerRequest, identity_embeds, photomaker_loras
 from .prompts import encode_prompts
 from .sampling import DenoisePass, UNetPart, denoise
 from .sampling.passes import OnStep
@@ -38,16 +36,6 @@ class ControlRequest:
     weight: float
     mode: str
     window: StepWindow
-
-
-@dataclass
-class PhotoMakerRequest:
-    """The photoMaker field: the PhotoMaker file, the photos, strength (style_strength_ratio, %); the style is
-    already applied to the Generation's prompts."""
-
-    path: Path
-    images: list[Image.Image]
-    strength: int
 
 
 @dataclass
@@ -181,24 +169,15 @@ def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_s
 MODES = {"txt2img": txt2img, "img2img": img2img, "inpaint": inpaint, "outpaint": inpaint}
 
 
-def _photomaker_loras(gen: Generation) -> list:
-    """PhotoMaker's UNet LoRA at weight 1.0, as the reference pipeline fuses it, beside the task's LoRAs."""
-    return [] if gen.photomaker is None else [(EmbeddedLora(gen.photomaker.path, lora_weights), 1.0)]
-
-
 def _prompt_embeds(components: SDXLComponents, gen: Generation):
     """The prompts' embeddings; with PhotoMaker an IdentityEmbeds (text-only prompt + identity prompt)."""
     guidance = gen.cfg > 1
-    tokenizers = (components.tokenizer, components.tokenizer_2)
-    encoders = (components.text_encoder, components.text_encoder_2)
-    negative = gen.negative_prompt if guidance else None
+    prompts = ((components.tokenizer, components.tokenizer_2), (components.text_encoder, components.text_encoder_2),
+               gen.prompt, gen.negative_prompt if guidance else None)
+    options = dict(clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
     if gen.photomaker is None:
-        return encode_prompts(tokenizers, encoders, gen.prompt, negative, clip_skip=gen.clip_skip,
-                              weighting=gen.weighting, guidance=guidance)
-    widths = tuple(encoder.config.hidden_size for encoder in encoders)
-    encoder = ID_ENCODERS.get(gen.photomaker.path, widths, components.dtype, components.device)
-    return encode_identity_prompts(tokenizers, encoders, encoder, pixel_values(gen.photomaker.images), gen.prompt,
-                                   negative, clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
+        return encode_prompts(*prompts, **options)
+    return identity_embeds(components, gen.photomaker, *prompts, **options)
 
 
 def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None) -> list[tuple[torch.Tensor, int]]:
@@ -212,7 +191,7 @@ def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep |
     as soon as it is done, so a caller can write image 1 before image 2 starts.
 
     on_step(done, total) is called after every denoising step; whatever it raises (an interrupt) propagates."""
-    apply_loras(components, gen.loras + _photomaker_loras(gen))
+    apply_loras(components, gen.loras + photomaker_loras(gen.photomaker))
     embeds = _prompt_embeds(components, gen)
     for index in range(gen.count):
         seed = gen.seed + index

@@ -123,7 +123,7 @@ def _ip_adapters(task: Task, images: dict[str, Image.Image], resolve) -> list:
 
 
 def _photomaker(task: Task, images: dict[str, Image.Image], resolve):
-    from .generate import PhotoMakerRequest
+    from .photomaker.request import PhotoMakerRequest
 
     if not task.has("photoMaker"):
         return None

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from sdxlkit.errors import ModelLoadError, TaskValidationError
-from sdxlkit.generate import Generation, PhotoMakerRequest, generate
+from sdxlkit.generate import Generation, generate
+from sdxlkit.photomaker.request import PhotoMakerRequest
 from sdxlkit.loading.loader import ModelSpec, load_sdxl
 from sdxlkit.lora import EmbeddedLora, apply_loras
 from sdxlkit.photomaker import STYLES, apply_style
