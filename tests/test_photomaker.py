@@ -185,6 +185,27 @@ def test_identity_starts_after_start_merge_step_by_step_index(pm, model, monkeyp
         assert torch.equal(recorder.pooled[step], expected.pooled_prompt_embeds[0]), step
 
 
+def test_the_identity_switch_is_the_outermost_part_so_an_ip_adapter_runs_on_the_prompt_of_the_step(
+        pm, model, ip_models, monkeypatch):
+    import sdxlkit.generate as generate_module
+    from sdxlkit.ipadapter import IPAdapterRequest
+
+    recorder, original, made = Recorder(), generate_module.unet_parts, []
+
+    def parts(*args, **kwargs):
+        made.append([type(part).__name__ for part in original(*args, **kwargs)])
+        return original(*args, **kwargs) + [recorder]
+
+    monkeypatch.setattr(generate_module, "unet_parts", parts)
+    adapter = IPAdapterRequest(ip_models.path["runware:55@1"], ip_models.encoder["runware:55@1"], photos(1))
+    gen = _gen(pm, steps=6, ip_adapters=[adapter])
+    generate(model, gen)
+    assert made == [["IdentityPart", "IPAdapterPart"]]
+    embeds, start = generate_module._prompt_embeds(model, gen), start_merge_step(50, 6)
+    for step in range(6):  # what the IP-Adapter's attention (inside) and the UNet get as the text
+        assert torch.equal(recorder.states[step], (embeds.identity if step > start else embeds).prompt_embeds[0]), step
+
+
 def test_start_step_is_capped_at_30():
     assert start_merge_step(50, 100) == 30 and start_merge_step(20, 50) == 10 and start_merge_step(15, 30) == 4
 
