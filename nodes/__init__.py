@@ -5,6 +5,7 @@ from ..sdxlkit.faces.yolo import DETECTORS
 from ..sdxlkit.ipadapter import ADAPTERS, ENCODERS, ENCODINGS
 from ..sdxlkit.loading.cache import MODEL_CACHE
 from ..sdxlkit.lora import LORA_FILES
+from ..sdxlkit.photomaker.encoder import ID_ENCODERS
 from ..sdxlkit.upscale import UPSCALERS
 from . import convert_route, host, task_route
 from ._api import ComfyExtension, io
@@ -12,20 +13,21 @@ from .inference import SDXLKitImageInference, SDXLKitInference
 from .ip_adapter import SDXLKitIPAdapter
 from .loader import SDXLKitLoader
 from .options import OPTION_NODE_CLASSES
+from .photomaker import SDXLKitPhotoMaker
 from .post_passes import SDXLKitFaceDetailer, SDXLKitHiresFix
 from .save import SDXLKitSave
 from .stacks import SDXLKitControlNet, SDXLKitLoraStack
 from .task_export import SDXLKitTaskExport
 
 NODES: list[type[io.ComfyNode]] = [SDXLKitLoader, SDXLKitLoraStack, SDXLKitControlNet, SDXLKitIPAdapter, SDXLKitImageInference,
-                                   *OPTION_NODE_CLASSES, SDXLKitHiresFix, SDXLKitFaceDetailer, SDXLKitSave, SDXLKitTaskExport,
+                                   *OPTION_NODE_CLASSES, SDXLKitPhotoMaker, SDXLKitHiresFix, SDXLKitFaceDetailer, SDXLKitSave, SDXLKitTaskExport,
                                    SDXLKitInference]
 
 
 def release_engine_models() -> int:
     """Drop every model the engine keeps loaded or parsed; returns how many SDXL models were dropped."""
     CONTROLNETS.release()
-    for cache in (ADAPTERS, ENCODERS, ENCODINGS, UPSCALERS, DETECTORS):
+    for cache in (ADAPTERS, ENCODERS, ENCODINGS, UPSCALERS, DETECTORS, ID_ENCODERS):
         cache.release()
     LORA_FILES.release()
     return MODEL_CACHE.release()

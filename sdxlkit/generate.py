@@ -21,6 +21,9 @@ from .controlnet import CONTROLNETS, Control, ControlNetPart, StepWindow
 from .ipadapter import IPAdapterPart, IPAdapterRequest, adapter_uses
 from .loading.components import SDXLComponents
 from .lora import apply_loras
+from .photomaker.part import IdentityPart, start_merge_step
+from .photomaker.prompt import IdentityEmbeds
+from .photomaker.request import PhotoMakerRequest, identity_embeds, photomaker_loras
 from .prompts import encode_prompts
 from .sampling import DenoisePass, UNetPart, denoise
 from .sampling.passes import OnStep
@@ -67,6 +70,7 @@ class Generation:
     ip_adapters: list[IPAdapterRequest] = field(default_factory=list)
     hires: HiresFix | None = None  # post-pass: generate smaller, upscale, refine (sdxlkit.hires)
     faces: FaceDetailer | None = None  # post-pass: repaint detected faces (sdxlkit.faces)
+    photomaker: PhotoMakerRequest | None = None
 
     @property
     def mode(self) -> str:
@@ -124,11 +128,13 @@ def _controls(components: SDXLComponents, gen: Generation, box: tuple[int, int, 
     return controls
 
 
-def unet_parts(components: SDXLComponents, gen: Generation, box: tuple[int, int, int, int] | None = None,
+def unet_parts(components: SDXLComponents, gen: Generation, embeds, box: tuple[int, int, int, int] | None = None,
                pass_size: tuple[int, int] | None = None) -> list[UNetPart]:
-    """Everything that acts on the UNet during a pass of `gen`, outermost first; `box` is the region being repainted
-    (in the generation's pixels) and `pass_size` the pass's size when it is not the generation size."""
+    """Everything that acts on the UNet during a pass of `gen` with `embeds`, outermost first; `box` is the region
+    being repainted (in the generation's pixels) and `pass_size` the pass's size when it is not the generation size."""
     parts: list[UNetPart] = []
+    if isinstance(embeds, IdentityEmbeds):  # outermost: the parts inside see the prompt of the step
+        parts.append(IdentityPart(embeds, start_merge_step(gen.photomaker.strength, gen.steps), guidance=gen.cfg > 1))
     ip_uses = adapter_uses(gen.ip_adapters, components.unet, components.dtype, components.device)
     if ip_uses:
         parts.append(IPAdapterPart(ip_uses, guidance=gen.cfg > 1))
@@ -144,13 +150,13 @@ def _pass(gen: Generation, kind: str, seed: int, embeds, parts: list[UNetPart], 
 
 
 def txt2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
-    latents = denoise(components, _pass(gen, "txt2img", seed, embeds, unet_parts(components, gen)), on_step)
+    latents = denoise(components, _pass(gen, "txt2img", seed, embeds, unet_parts(components, gen, embeds)), on_step)
     return vae.decode(components, latents)
 
 
 def img2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
     source = _source_latents(components, _fit(gen.seed_image, (gen.width, gen.height)), seed)
-    p = _pass(gen, "img2img", seed, embeds, unet_parts(components, gen), image_latents=source, strength=gen.strength)
+    p = _pass(gen, "img2img", seed, embeds, unet_parts(components, gen, embeds), image_latents=source, strength=gen.strength)
     return vae.decode(components, denoise(components, p, on_step))
 
 
@@ -166,7 +172,7 @@ def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_s
         feather = masking.INPAINT_FEATHER
         box = (0, 0) + size if gen.mask_margin is None else masking.crop_region(mask, gen.mask_margin, gen.width / gen.height)
     source, source_mask = _fit(full.crop(box), size), _fit(mask.crop(box), size)
-    p = _pass(gen, "inpaint", seed, embeds, unet_parts(components, gen, box),
+    p = _pass(gen, "inpaint", seed, embeds, unet_parts(components, gen, embeds, box),
               image_latents=_source_latents(components, source, seed), mask=source_mask, strength=gen.strength)
     return _paste(_to_tensor(full), vae.decode(components, denoise(components, p, on_step)), mask, box, feather)
 
@@ -174,13 +180,17 @@ def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_s
 MODES = {"txt2img": txt2img, "img2img": img2img, "inpaint": inpaint, "outpaint": inpaint}
 
 
-def prompt_embeds(components: SDXLComponents, gen: Generation, prompt: str, negative_prompt: str | None, cfg: float):
-    """The prompt embeddings of a pass at guidance `cfg` (no negative prompt without guidance)."""
+def prompt_embeds(components: SDXLComponents, gen: Generation, prompt: str, negative_prompt: str | None, cfg: float,
+                  photomaker: PhotoMakerRequest | None = None):
+    """The prompt embeddings of a pass at guidance `cfg` (no negative prompt without guidance); with PhotoMaker an
+    IdentityEmbeds (text-only prompt + identity prompt)."""
     guidance = cfg > 1
-    return encode_prompts((components.tokenizer, components.tokenizer_2),
-                          (components.text_encoder, components.text_encoder_2),
-                          prompt, negative_prompt if guidance else None,
-                          clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
+    prompts = ((components.tokenizer, components.tokenizer_2), (components.text_encoder, components.text_encoder_2),
+               prompt, negative_prompt if guidance else None)
+    options = dict(clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
+    if photomaker is None:
+        return encode_prompts(*prompts, **options)
+    return identity_embeds(components, photomaker, *prompts, **options)
 
 
 def one_image(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
@@ -205,8 +215,8 @@ def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep |
     as soon as it is done, so a caller can write image 1 before image 2 starts.
 
     on_step(done, total) is called after every denoising step; whatever it raises (an interrupt) propagates."""
-    apply_loras(components, gen.loras)
-    embeds = prompt_embeds(components, gen, gen.prompt, gen.negative_prompt, gen.cfg)
+    apply_loras(components, gen.loras + photomaker_loras(gen.photomaker))
+    embeds = prompt_embeds(components, gen, gen.prompt, gen.negative_prompt, gen.cfg, gen.photomaker)
     for index in range(gen.count):
         seed = gen.seed + index
 

@@ -30,13 +30,18 @@ def ip_guide_image_key(adapter: int, image: int) -> str:
     return f"ipAdapters[{adapter}].guideImages[{image}]"
 
 
+def photo_key(index: int) -> str:
+    return f"photoMaker.images[{index}]"
+
+
 def image_references(task: Task) -> list[tuple[str, str]]:
     """(field path, reference) of every image a task reads."""
     inputs = task.data.get("inputs", {})
     refs = [(f"inputs.{name}", inputs[name]) for name in ("seedImage", "maskImage") if name in inputs]
     refs += [(guide_image_key(i), c["guideImage"]) for i, c in enumerate(task.data.get("controlNet", []))]
-    return refs + [(ip_guide_image_key(i, j), ref) for i, a in enumerate(task.data.get("ipAdapters", []))
-                   for j, ref in enumerate(a["guideImages"])]
+    refs += [(ip_guide_image_key(i, j), ref) for i, a in enumerate(task.data.get("ipAdapters", []))
+              for j, ref in enumerate(a["guideImages"])]
+    return refs + [(photo_key(i), ref) for i, ref in enumerate(task.data.get("photoMaker", {}).get("images", []))]
 
 
 def _not_executable(task: Task, root: str) -> list[Problem]:
@@ -65,9 +70,26 @@ def _adapters(task: Task, root: str) -> list[Problem]:
             for i, entry in enumerate(task.data.get("lora", [])) if entry.get("transformer", both) != both]
 
 
+def _photomaker(task: Task, root: str) -> list[Problem]:
+    """PhotoMaker finds the person through its trigger word in the prompt, at token level (plain or sdEmbeds
+    prompts): a prompt without it would silently lose the identity the task asks for, so it is refused."""
+    if not task.has("photoMaker"):
+        return []
+    from .loading.tokenizers import load_clip_tokenizers
+    from .photomaker.prompt import trigger_error
+
+    weighting = task.get("promptWeighting")
+    if weighting == "compel":
+        return [Problem(f"{root}.promptWeighting", "PhotoMaker works on the prompt's tokens, which compel builds "
+                                                   "itself: use 'sdEmbeds' or no promptWeighting with photoMaker")]
+    error = trigger_error(load_clip_tokenizers()[0], task.get("positivePrompt"), weighting)
+    return [Problem(f"{root}.positivePrompt", error)] if error else []
+
+
 def field_problems(task: Task, root: str = "$") -> list[Problem]:
-    """What this engine cannot run yet, unmappable schedulers and adapter options SDXL has no use for."""
-    return _not_executable(task, root) + _scheduler(task, root) + _adapters(task, root)
+    """What this engine cannot run yet, unmappable schedulers, adapter options SDXL has no use for, and prompts
+    PhotoMaker cannot find its person in."""
+    return _not_executable(task, root) + _scheduler(task, root) + _adapters(task, root) + _photomaker(task, root)
 
 
 def geometry_problems(task: Task, images: dict[str, Image.Image], root: str = "$") -> list[Problem]:
@@ -92,7 +114,7 @@ def geometry_problems(task: Task, images: dict[str, Image.Image], root: str = "$
 def read_images(task: Task, root: str = "$", *, base_dir: Path | None = None, allow_urls: bool = False,
                 skip_urls: bool = False) -> tuple[dict[str, Image.Image], list[Problem]]:
     """The task's images, decoded (keys "seedImage", "maskImage", "controlNet[i].guideImage",
-    "ipAdapters[i].guideImages[j]"), and a problem for
+    "ipAdapters[i].guideImages[j]", "photoMaker.images[i]"), and a problem for
     each that cannot be read. `skip_urls` leaves http(s) images out unread (`validate` does not download)."""
     images, problems = {}, []
     for field, ref in image_references(task):

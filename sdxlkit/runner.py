@@ -9,12 +9,13 @@ from typing import Any, Callable
 
 from PIL import Image
 
+from . import photomaker
 from .errors import ModelNotFound, SdxlKitError, TaskValidationError
 from .loading.cache import MODEL_CACHE, ModelCache
 from .loading.loader import ModelSpec
 from .registry import ModelsDir
 from .results import check_output_folder, writes_files
-from .runnable import check_runnable, check_task, guide_image_key, ip_guide_image_key, task_root
+from .runnable import check_runnable, check_task, guide_image_key, ip_guide_image_key, photo_key, task_root
 from .task import schema
 from .task.model import Task
 
@@ -149,6 +150,22 @@ def _faces(task: Task, resolve):
         inpaint_size=task.get("ultralytics.inpaintSize"), steps=task.get("ultralytics.steps"),
         cfg=float(task.get("ultralytics.CFGScale")), strength=float(task.get("ultralytics.strength")),
         prompt=task.get("ultralytics.positivePrompt"), negative_prompt=task.get("ultralytics.negativePrompt"))
+def _photomaker(task: Task, images: dict[str, Image.Image], resolve):
+    from .photomaker.request import PhotoMakerRequest
+
+    if not task.has("photoMaker"):
+        return None
+    return PhotoMakerRequest(path=resolve(photomaker.DEFAULT_REFERENCE, "photomaker", "photoMaker"),
+                             images=[images[photo_key(i)] for i in range(len(task.get("photoMaker.images")))],
+                             strength=task.get("photoMaker.strength"))
+
+
+def _prompts(task: Task) -> tuple[str, str | None]:
+    """positivePrompt and negativePrompt, rewritten by PhotoMaker's style template when photoMaker is set."""
+    prompt, negative = task.get("positivePrompt"), task.get("negativePrompt")
+    if task.has("photoMaker"):
+        return photomaker.apply_style(task.get("photoMaker.style"), prompt, negative)
+    return prompt, negative
 
 
 def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver, root: str = "$"):
@@ -156,8 +173,9 @@ def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver
 
     named = _resolver(resolve, root)
     outpaint = task.data.get("outpaint")
+    prompt, negative = _prompts(task)
     return Generation(
-        prompt=task.get("positivePrompt"), negative_prompt=task.get("negativePrompt"),
+        prompt=prompt, negative_prompt=negative,
         width=task.get("width"), height=task.get("height"), steps=task.get("steps"),
         cfg=float(task.get("CFGScale")), scheduler=task.get("scheduler"),
         seed=task.get("seed") if task.has("seed") else secrets.randbelow(2**32),
@@ -167,6 +185,7 @@ def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver
         outpaint=outpaint, outpaint_blur=task.get("outpaint.blur") if outpaint else 0,
         loras=_loras(task, named), controls=_controls(task, images, named),
         ip_adapters=_ip_adapters(task, images, named), hires=_hires(task, named), faces=_faces(task, named),
+        photomaker=_photomaker(task, images, named),
     )
 
 

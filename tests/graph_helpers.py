@@ -49,6 +49,8 @@ def with_pixels(task: dict, base_dir=None) -> dict:
         task["inputs"][name] = pixels(ref, name == "maskImage", base_dir)
     for entry in task.get("controlNet", []):
         entry["guideImage"] = pixels(entry["guideImage"], False, base_dir)
+    if "photoMaker" in task:
+        task["photoMaker"]["images"] = [pixels(ref, False, base_dir) for ref in task["photoMaker"]["images"]]
     return task
 
 
@@ -80,6 +82,9 @@ def expected_after_round_trip(task: dict, result: dict) -> dict:
         for key, unset in (("controlMode", "balanced"), ("startStepPercentage", 0), ("endStepPercentage", 100)):
             if entry.get(key) == unset:
                 del entry[key]
+    for key, unset in (("strength", 15), ("style", "No style")):
+        if t.get("photoMaker", {}).get(key) == unset:
+            del t["photoMaker"][key]
     return t
 
 

@@ -154,6 +154,9 @@ def test_requests_may_name_image_files_only_inside_the_input_folder(tmp_path):
             confine_images(Task(task(0, controlNet=[{"model": "c", "guideImage": ref}])), root)
         assert info.value.problems[0].path == "$.controlNet[0].guideImage"
         messages.add(info.value.problems[0].message)
+        with pytest.raises(TaskValidationError, match="not a file in ComfyUI's input folder") as info:
+            confine_images(Task(task(0, photoMaker={"images": ["harbor.png", ref]})), root)
+        assert info.value.problems[0].path == "$.photoMaker.images[1]"
     assert len(messages) == 1  # existing and missing files outside the folder are refused with the same words
     adapters = [{"model": "runware:55@1", "guideImages": ["harbor.png", b64]},
                 {"model": "runware:55@2", "guideImages": [str(root / "harbor.png"), str(secret)]}]

@@ -20,7 +20,7 @@ from sdxlkit.task.model import parse_tasks
 from sdxlkit.task.validate import task_problems
 
 # Schema fields of features that have no node yet (each feature's node takes its field off this list).
-NO_NODE_YET = {"photoMaker", "acceleratorOptions", "refiner", "embeddings"}
+NO_NODE_YET = {"acceleratorOptions", "refiner", "embeddings"}
 
 UUID = "7c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 BASE = {"taskType": "imageInference", "taskUUID": UUID, "model": "sd_xl_base_1.0.safetensors",
@@ -85,6 +85,10 @@ def examples():
         "faces-empty": BASE | {"seed": 8, "ultralytics": {}},
         "post-passes-and-more": BASE | {"seed": 9, "lora": [{"model": "style", "weight": 0.5}], "hiresFix": True,
                                         "ultralytics": {}, "inputs": {"seedImage": seed}, "strength": 0.6},
+        "photomaker": BASE | {"positivePrompt": "a man img at dusk", "seed": 6, "photoMaker": {"images": [guide]}},
+        "photomaker-batch": BASE | {"positivePrompt": "a woman img", "seed": 8, "photoMaker": {
+            "images": [seed, data_uri(make_image((64, 48), seed=4)), data_uri(make_image((64, 48), seed=5), "JPEG")],
+            "strength": 15, "style": "Neonpunk"}},
     }
 
 
@@ -305,6 +309,10 @@ def tasks(draw, dirs):
         "confidence": st.floats(0, 1), "maskPadding": st.integers(0, 20), "maskBlur": st.integers(0, 100),
         "inpaintSize": st.integers(8, 256).map(lambda n: n * 8), "steps": st.integers(1, 100),
         "CFGScale": st.floats(0, 50), "strength": st.floats(0, 1), "positivePrompt": TEXT, "negativePrompt": TEXT}))
+    if draw(st.booleans()):
+        task["photoMaker"] = {"images": draw(st.lists(image_refs(dirs), min_size=1, max_size=4))}
+        optional(draw, task["photoMaker"], "strength", st.integers(15, 50))
+        optional(draw, task["photoMaker"], "style", st.sampled_from(schema.enum("photoMaker.style")))
     assert task_problems(task) == [], task_problems(task)
     return task
 

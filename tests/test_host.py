@@ -21,7 +21,8 @@ pytestmark = [pytest.mark.host, pytest.mark.skipif(not COMFYUI_PATH, reason="set
 ROOT = Path(__file__).resolve().parent.parent
 NODE_IDS = {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_IPAdapter", "SDXLKit_Inference", "SDXLKit_Save",
             "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
-            "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety", "SDXLKit_HiresFix", "SDXLKit_FaceDetailer"}
+            "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety", "SDXLKit_HiresFix", "SDXLKit_FaceDetailer",
+            "SDXLKit_PhotoMaker"}
 # the file names the example workflows use, served by the tiny test models
 EXAMPLE_MODELS = {"checkpoints/sd_xl_base_1.0_0.9vae.safetensors": "checkpoint",
                   "loras/sdxl_watercolor_style.safetensors": "style_kohya",
@@ -63,7 +64,9 @@ def _link(path: Path, target: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_checkpoint, adapter_models, ip_models, tiny_upscaler, tiny_yolo):
+def server(tmp_path_factory, tiny_checkpoint, adapter_models, ip_models, tiny_upscaler, tiny_yolo, tiny_components):
+    from sdxlkit.tiny_photomaker import tiny_photomaker, write_photomaker
+
     base = tmp_path_factory.mktemp("comfy-base")
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / "sdxlkit").symlink_to(ROOT)
@@ -74,6 +77,7 @@ def server(tmp_path_factory, tiny_checkpoint, adapter_models, ip_models, tiny_up
              "upscaler": tiny_upscaler, "face_detector": tiny_yolo}
     for name, source in EXAMPLE_MODELS.items():
         _link(base / "models" / name, files[source])
+    write_photomaker(tiny_photomaker(tiny_components, seed=4)[0], base / "models" / "photomaker" / "photomaker-v1.bin")
     python = os.environ.get("COMFYUI_PYTHON", str(Path(COMFYUI_PATH).parent / "venv" / "bin" / "python"))
     port = _free_port()
     log = open(base / "server.log", "w")
@@ -124,7 +128,7 @@ def test_pack_imports_and_registers_every_node(server):
     inference = info["SDXLKit_ImageInference"]["input"]["required"]
     assert set(info["SDXLKit_ImageInference"]["input"]["optional"]) == {
         "seed_image", "mask_image", "lora_stack", "control_stack", "denoise", "inpaint", "outpaint", "delivery", "safety",
-        "ip_adapter_stack", "hires_fix", "face_detailer"}
+        "ip_adapter_stack", "photomaker", "hires_fix", "face_detailer"}
     assert inference["width"][1]["min"] == 128 and inference["width"][1]["step"] == 8
     kind, options = inference["scheduler"][0], inference["scheduler"][1]
     assert len(options["options"] if kind == "COMBO" else kind) == 75
@@ -201,6 +205,16 @@ def test_task_array_runs_through_the_route_in_sync_mode(server):
     assert len({d["imageUUID"] for d in data}) == 3
 
 
+def test_photomaker_task_runs_through_the_route(server):
+    url, base = server
+    photo = _png_data_uri(ROOT / "example_workflows" / "input" / "harbor.png")
+    task = _task("c1111111-2222-4333-8444-555555555555", positivePrompt="a photo of a woman img", outputType="dataURI",
+                 photoMaker={"images": [photo, photo], "strength": 20, "style": "Line art"})
+    status, body = _post_status(url + "/sdxlkit/v1", [task])
+    assert status == 200, body
+    assert body["data"][0]["taskUUID"] == task["taskUUID"] and body["data"][0]["imageDataURI"].startswith("data:image/")
+
+
 def test_async_tasks_are_polled_and_delivered_to_webhook_and_upload_endpoint(server):
     import http.server
     import threading
@@ -258,6 +272,10 @@ def test_async_tasks_are_polled_and_delivered_to_webhook_and_upload_endpoint(ser
     ([_task("d9111111-2222-4333-8444-555555555555", uploadEndpoint="file:///etc/passwd")], "uploadEndpoint"),
     ([_task("da111111-2222-4333-8444-555555555555", inputs={"seedImage": str(ROOT / "example_workflows" / "input" / "harbor.png")})],
      "inputs.seedImage"),
+    ([_task("db111111-2222-4333-8444-555555555555", photoMaker={"images": [str(ROOT / "example_workflows" / "input" / "harbor.png")]},
+            positivePrompt="a man img")], "photoMaker.images[0]"),
+    ([_task("dc111111-2222-4333-8444-555555555555", photoMaker={"images": [_png_data_uri(ROOT / "example_workflows" / "input" / "harbor.png")]})],
+     "positivePrompt"),
     ("not a task array", None),
 ])
 def test_hostile_tasks_are_refused_before_the_queue(server, tasks, parameter):
@@ -327,3 +345,6 @@ def test_example_workflow_runs_through_prompt(server, name):
     assert (task.get("hiresFix"), task.get("ultralytics")) == (twin.get("hiresFix"), twin.get("ultralytics"))
     with Image.open(base / "output" / saved["subfolder"] / saved["filename"]) as image:
         assert image.size == (twin["width"], twin["height"])
+    assert {k: v for k, v in task.get("photoMaker", {}).items() if k != "images"} == \
+        {k: v for k, v in twin.get("photoMaker", {}).items() if k != "images"}
+    assert len(task.get("photoMaker", {}).get("images", [])) == len(twin.get("photoMaker", {}).get("images", []))

@@ -34,6 +34,7 @@ WIDGET_FIELDS = {
     "SDXLKit_FaceDetailer": {"confidence": "ultralytics.confidence", "mask_padding": "ultralytics.maskPadding",
                              "mask_blur": "ultralytics.maskBlur", "steps": "ultralytics.steps",
                              "cfg_scale": "ultralytics.CFGScale", "strength": "ultralytics.strength"},
+    "SDXLKit_PhotoMaker": {"strength": "photoMaker.strength", "style": "photoMaker.style"},
 }
 
 
@@ -48,7 +49,8 @@ def test_pack_registers_only_through_entrypoint(pack):
     ids = set(node_classes(pack))
     assert ids == {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_IPAdapter", "SDXLKit_Inference", "SDXLKit_Save",
                    "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
-                   "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety", "SDXLKit_HiresFix", "SDXLKit_FaceDetailer"}
+                   "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety", "SDXLKit_HiresFix", "SDXLKit_FaceDetailer",
+                   "SDXLKit_PhotoMaker"}
 
 
 def test_old_inference_node_is_deprecated_and_the_new_one_small(pack):
@@ -381,3 +383,22 @@ def test_hires_and_face_nodes_feed_the_inference_node(comfy_root, pack, tiny_ups
     assert images.shape == (1, 128, 128, 3)
     task = json.loads(task_json)
     assert task["hiresFix"] == hires.fields["hiresFix"] and task["ultralytics"] == faces.fields["ultralytics"]
+def test_photomaker_node_feeds_the_inference_node(comfy_root, pack, adapter_models, tiny_components):
+    from sdxlkit.tiny_photomaker import tiny_photomaker, write_photomaker
+
+    classes = node_classes(pack)
+    photos = torch.rand(2, 80, 64, 3)
+    with pytest.raises(Exception, match="photomaker-v1.safetensors or photomaker-v1.bin.*models/photomaker"):
+        classes["SDXLKit_PhotoMaker"].execute(photos, strength=30, style="Enhance")
+    write_photomaker(tiny_photomaker(tiny_components, seed=2)[0], comfy_root / "models" / "photomaker" / "photomaker-v1.bin")
+    with pytest.raises(Exception, match="1..4 photos.*holds 5"):
+        classes["SDXLKit_PhotoMaker"].execute(torch.rand(5, 8, 8, 3), strength=30, style="Enhance")
+    (photomaker,) = classes["SDXLKit_PhotoMaker"].execute(photos, strength=30, style="Enhance").args
+    (model,) = classes["SDXLKit_Loader"].execute("tiny-sdxl.safetensors", "(checkpoint's own)", "auto").args
+    values = _core_values(number_results=1, positive_prompt="a man img in snow")
+    base, _ = classes["SDXLKit_ImageInference"].execute(model, **values).args
+    images, task_json = classes["SDXLKit_ImageInference"].execute(model, photomaker=photomaker, **values).args
+    task = json.loads(task_json)
+    assert task["photoMaker"]["strength"] == 30 and task["photoMaker"]["style"] == "Enhance"
+    assert len(task["photoMaker"]["images"]) == 2 and task["photoMaker"]["images"][0].startswith("data:image/png")
+    assert (images - base).abs().max() > 1e-3

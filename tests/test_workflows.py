@@ -18,7 +18,7 @@ from sdxlkit.task.schema import vendor_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = sorted(EXAMPLES)
-CORE_NODES = {"LoadImage", "LoadImageMask"}
+CORE_NODES = {"LoadImage", "LoadImageMask", "ImageBatch"}
 # ComfyUI's custom_node_manager lists <pack>/<folder>/*.json for each of these folders as templates
 TEMPLATE_FOLDERS = ("example_workflows", "example", "examples", "workflow", "workflows")
 
@@ -37,7 +37,8 @@ def api(name: str) -> dict:
 
 def test_every_capability_has_an_example_and_the_browser_lists_only_ui_workflows():
     assert {"txt2img", "img2img", "inpaint", "outpaint", "lora_stack", "controlnet_balanced", "controlnet_prompt",
-            "controlnet_controlnet", "ipadapter_style_transfer", "ipadapter_two_images"} <= set(NAMES)
+            "controlnet_controlnet", "ipadapter_style_transfer", "ipadapter_two_images",
+            "photomaker_style"} <= set(NAMES)
     assert sorted(p.name.removesuffix(".task.json") for p in (ROOT / TASKS).glob("*.task.json")) == NAMES
     listed = sorted(p.name for folder in TEMPLATE_FOLDERS for p in (ROOT / folder).glob("*.json"))
     assert listed == sorted(f"{title}.json" for title in EXAMPLES.values())
@@ -66,7 +67,7 @@ def test_ui_workflow_matches_the_frontend_schema_and_uses_known_nodes(name):
     check_workflow(document)
     assert all(n["type"] in CORE_NODES or n["type"].startswith("SDXLKit_") for n in document["nodes"])
     assert "SDXLKit_Inference" not in {n["type"] for n in document["nodes"]}  # the deprecated node
-    images = [n["widgets_values"][0] for n in document["nodes"] if n["type"] in CORE_NODES]
+    images = [n["widgets_values"][0] for n in document["nodes"] if n["type"] in ("LoadImage", "LoadImageMask")]
     assert all((ROOT / INPUT / image).is_file() for image in images)
 
 

@@ -113,6 +113,8 @@ def _copy_images(data: dict) -> dict:
         copy["controlNet"] = [dict(c) for c in copy["controlNet"]]
     if "ipAdapters" in copy:
         copy["ipAdapters"] = [dict(a, guideImages=list(a["guideImages"])) for a in copy["ipAdapters"]]
+    if "photoMaker" in copy:
+        copy["photoMaker"] = dict(copy["photoMaker"], images=list(copy["photoMaker"]["images"]))
     return copy
 
 
@@ -127,6 +129,8 @@ def _set_image(data: dict, field: str, ref: str) -> None:
         data["inputs"][field.removeprefix("inputs.")] = ref
     elif field.startswith("ipAdapters["):
         data["ipAdapters"][_index(field, "ipAdapters")]["guideImages"][_index(field, "guideImages")] = ref
+    elif field.startswith("photoMaker."):
+        data["photoMaker"]["images"][_index(field, "images")] = ref
     else:
         data["controlNet"][_index(field, "controlNet")]["guideImage"] = ref
 

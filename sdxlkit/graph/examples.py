@@ -37,6 +37,7 @@ EXAMPLES = {  # twin name -> template title (the workflow's file name)
     "controlnet_controlnet": "SDXL 8 - ControlNet, ControlNet more important",
     "ipadapter_style_transfer": "SDXL 9 - IP-Adapter, style transfer",
     "ipadapter_two_images": "SDXL 10 - IP-Adapter, two guide images",
+    "photomaker_style": "SDXL 11 - PhotoMaker, Comic book style",
     "hires_fix": "SDXL 12 - Hires fix",
     "face_detailer": "SDXL 13 - Face detailer",
 }
@@ -75,8 +76,10 @@ def image_fields(task: dict) -> list[tuple[dict, str, bool]]:
     """(holder, key, is_mask) for each image reference of a task."""
     found = [(task["inputs"], key, key == "maskImage") for key in ("seedImage", "maskImage") if key in task.get("inputs", {})]
     found += [(entry, "guideImage", False) for entry in task.get("controlNet", [])]
-    return found + [(entry["guideImages"], j, False) for entry in task.get("ipAdapters", [])
-                    for j in range(len(entry["guideImages"]))]
+    found += [(entry["guideImages"], j, False) for entry in task.get("ipAdapters", [])
+              for j in range(len(entry["guideImages"]))]
+    photos = task.get("photoMaker", {}).get("images", [])
+    return found + [(photos, j, False) for j in range(len(photos))]
 
 
 def _engine_png(image, mask: bool) -> bytes:

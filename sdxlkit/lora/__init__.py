@@ -1,6 +1,6 @@
 """LoRA stacks on SDXL: kohya/A1111 and diffusers files, resident adapters switched by weight."""
 
 from .adapters import apply_loras
-from .files import LORA_FILES, LoraFileCache
+from .files import LORA_FILES, EmbeddedLora, LoraFileCache
 
-__all__ = ["apply_loras", "LORA_FILES", "LoraFileCache"]
+__all__ = ["apply_loras", "EmbeddedLora", "LORA_FILES", "LoraFileCache"]

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from ..errors import ModelLoadError
 from . import files as lora_files
-from .files import LoraFile, LoraFileCache
+from .files import EmbeddedLora, LoraFile, LoraFileCache
+
+LoraSource = Path | EmbeddedLora  # a LoRA file, or a LoRA inside another model file
 
 RESIDENT_ADAPTERS = 8  # adapters kept in the model between runs; the least recently used beyond this are deleted
 
@@ -95,7 +97,8 @@ def _load(pipe, components, lora: LoraFile, adapter: str) -> list:
 def _load_into_models(pipe, components, lora: LoraFile, common: dict) -> None:
     pipe.load_lora_into_unet(dict(lora.state_dict), unet=components.unet, **common)
     for encoder, prefix in ((components.text_encoder, "text_encoder"), (components.text_encoder_2, "text_encoder_2")):
-        pipe.load_lora_into_text_encoder(dict(lora.state_dict), text_encoder=encoder, prefix=prefix, **common)
+        if any(k.startswith(prefix + ".") for k in lora.state_dict):  # UNet-only LoRAs (PhotoMaker's): no warning
+            pipe.load_lora_into_text_encoder(dict(lora.state_dict), text_encoder=encoder, prefix=prefix, **common)
 
 
 def _delete(pipe, adapter: str) -> None:
@@ -105,18 +108,18 @@ def _delete(pipe, adapter: str) -> None:
             pipe.delete_adapters([adapter])
 
 
-def _wanted(loras: list[tuple[Path, float]], files: LoraFileCache) -> OrderedDict[tuple, tuple[Path, float]]:
-    """File key -> (path, summed weight), zero weights dropped (a LoRA at 0 is the base model)."""
-    wanted: OrderedDict[tuple, tuple[Path, float]] = OrderedDict()
-    for path, weight in loras:
-        key = files.key(path)
-        previous = wanted.get(key, (path, 0.0))[1]
-        wanted[key] = (Path(path), previous + float(weight))
+def _wanted(loras: list[tuple[LoraSource, float]], files: LoraFileCache) -> OrderedDict[tuple, tuple[LoraSource, float]]:
+    """File key -> (source, summed weight), zero weights dropped (a LoRA at 0 is the base model)."""
+    wanted: OrderedDict[tuple, tuple[LoraSource, float]] = OrderedDict()
+    for source, weight in loras:
+        key = files.key(source)
+        previous = wanted.get(key, (source, 0.0))[1]
+        wanted[key] = (source if isinstance(source, EmbeddedLora) else Path(source), previous + float(weight))
     return OrderedDict((k, v) for k, v in wanted.items() if v[1] != 0.0)
 
 
-def apply_loras(components, loras: list[tuple[Path, float]], files: LoraFileCache | None = None) -> None:
-    """Make exactly `loras` (path, weight) active on `components` (UNet and both text encoders), in place."""
+def apply_loras(components, loras: list[tuple[LoraSource, float]], files: LoraFileCache | None = None) -> None:
+    """Make exactly `loras` (path or EmbeddedLora, weight) active on `components` (UNet and both text encoders), in place."""
     import torch
 
     # Always in inference mode, as ComfyUI runs nodes: weights made or changed in it cannot be touched outside it.
@@ -177,7 +180,7 @@ def _evict(components, resident: ResidentLoras, wanted, pipe) -> None:
         _delete(pipe, adapter)
 
 
-def _apply(components, loras: list[tuple[Path, float]], files: LoraFileCache) -> None:
+def _apply(components, loras: list[tuple[LoraSource, float]], files: LoraFileCache) -> None:
     if components.lora_state is None:
         components.lora_state = ResidentLoras()
     resident: ResidentLoras = components.lora_state

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..errors import ModelLoadError
 from ..loading.lru import LruCache, file_key
@@ -34,6 +35,19 @@ class LoraFile:
         return sum(1 for k in self.state_dict if k.endswith(("lora.down.weight", "lora_A.weight", "lora_down.weight")))
 
 
+@dataclass(frozen=True)
+class EmbeddedLora:
+    """A LoRA stored inside another model file (PhotoMaker's lora_weights): `read(path)` returns its tensors.
+    Stands wherever a LoRA path does (apply_loras, LoraFileCache)."""
+
+    path: Path
+    read: Callable[[Path], dict]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
 def _refuse_foreign_formats(path: Path, keys: list[str]) -> None:
     for marker, kind in _LYCORIS_MARKERS.items():
         if any(marker in k for k in keys):
@@ -50,11 +64,14 @@ def _refuse_foreign_formats(path: Path, keys: list[str]) -> None:
             f"writes them, or unet./text_encoder./text_encoder_2. as diffusers does); found e.g. {', '.join(keys[:3])}")
 
 
-def parse_lora(path: Path, unet_config) -> LoraFile:
+def parse_lora(source: Path | EmbeddedLora, unet_config) -> LoraFile:
     """Read and convert one file; every failure is a ModelLoadError that names the file."""
     from diffusers import StableDiffusionXLPipeline
 
-    tensors, _ = read_state_dict(path)
+    if isinstance(source, EmbeddedLora):
+        path, tensors = source.path, source.read(source.path)
+    else:
+        path, tensors = Path(source), read_state_dict(source)[0]
     keys = sorted(tensors)
     _refuse_foreign_formats(path, keys)
     try:
@@ -79,11 +96,14 @@ class LoraFileCache(LruCache):
         return self.made
 
     @staticmethod
-    def key(path: Path) -> tuple:
-        return file_key(path, "LoRA file")
+    def key(source: Path | EmbeddedLora) -> tuple:
+        if isinstance(source, EmbeddedLora):
+            return (*file_key(source.path, "model file"), "embedded LoRA")
+        return file_key(source, "LoRA file")
 
-    def get(self, path: Path, unet_config) -> LoraFile:
-        return self.get_or_make(self.key(path), lambda: parse_lora(Path(path), unet_config))
+    def get(self, source: Path | EmbeddedLora, unet_config) -> LoraFile:
+        source = source if isinstance(source, EmbeddedLora) else Path(source)
+        return self.get_or_make(self.key(source), lambda: parse_lora(source, unet_config))
 
 
 LORA_FILES = LoraFileCache()

@@ -4,7 +4,7 @@ Public API: :func:`encode_prompts` -> :class:`PromptEmbeds`. Importing this pack
 
 Modules: ``a1111`` (the A1111 emphasis parser), ``chunking`` (75-token chunks), ``text_encoding`` (running the
 encoders, clip skip), ``weighting`` (sd_embed's ``z * w``), ``compel_backend`` (compel), ``encode`` (the
-orchestration), ``embeds`` (the result type).
+orchestration), ``embeds`` (the result type), ``token_prompt`` (a prompt handed over as edited tokens).
 """
 
 from .a1111 import BREAK, parse_a1111

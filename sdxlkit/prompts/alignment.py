@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 
-def repeat_to_common_length(first, second):
-    """``first`` and ``second`` ([B, L, D] tensors) repeated along L to ``lcm(L1, L2)`` tokens."""
-    length = math.lcm(first.shape[1], second.shape[1])
-    return first.repeat(1, length // first.shape[1], 1), second.repeat(1, length // second.shape[1], 1)
+def repeat_to_common_length(*tensors):
+    """The ``tensors`` ([B, L, D]) each repeated along L to the least common multiple of their lengths."""
+    length = math.lcm(*(t.shape[1] for t in tensors))
+    return tuple(t.repeat(1, length // t.shape[1], 1) for t in tensors)

@@ -26,8 +26,10 @@ class Chunk:
     weights: tuple[float, ...]
 
 
-def tokenize_fragment(tokenizer, text: str) -> list[int]:
-    """Token ids of ``text`` without BOS/EOS and without truncation."""
+def tokenize_fragment(tokenizer, text: str | tuple[int, ...]) -> list[int]:
+    """Token ids of ``text`` without BOS/EOS and without truncation; a tuple is token ids already (token_prompt)."""
+    if isinstance(text, tuple):
+        return list(text)
     if not text:
         return []
     return list(tokenizer(text, add_special_tokens=False, truncation=False, verbose=False).input_ids)

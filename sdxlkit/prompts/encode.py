@@ -8,6 +8,7 @@ from .alignment import repeat_to_common_length
 from .chunking import COMMA_BACKTRACK, build_chunks
 from .embeds import PromptEmbeds
 from .text_encoding import check_clip_skip, encode_chunks, execution_device
+from .token_prompt import prompt_items
 
 WEIGHTINGS = ("sdEmbeds", "compel")
 BLANK = "__BLANK__"  # the format's positive prompt for an unguided image
@@ -30,16 +31,27 @@ def _plain(text: str):
     return [(text, 1.0)]
 
 
+def parser(weighting: str | None):
+    """Prompt text -> items for the chunked encodings: A1111 syntax under sdEmbeds, else plain text."""
+    return parse_a1111 if weighting == "sdEmbeds" else _plain
+
+
+def comma_backtrack(weighting: str | None) -> int:
+    """The chunking's comma back-tracking: A1111's under sdEmbeds, none for plain prompts."""
+    return COMMA_BACKTRACK if weighting == "sdEmbeds" else 0
+
+
 def _encode_chunked(tokenizers, text_encoders, prompt, negative, clip_skip, negative_clip_skip, weighting):
     """Plain and sdEmbeds: our chunking (A1111's comma back-tracking under sdEmbeds); see ``alignment`` for the
     positive/negative lengths."""
-    parse = parse_a1111 if weighting == "sdEmbeds" else _plain
+    parse = parser(weighting)
     weighted = weighting == "sdEmbeds"
-    backtrack = COMMA_BACKTRACK if weighted else 0
+    backtrack = comma_backtrack(weighting)
     cache: dict = {}
 
     def encode(text, skip):
-        chunks = [build_chunks(tok, parse(text), comma_backtrack=backtrack) for tok in tokenizers]
+        chunks = [build_chunks(tok, prompt_items(text, i, parse), comma_backtrack=backtrack)
+                  for i, tok in enumerate(tokenizers)]
         return encode_chunks(text_encoders, chunks, skip, weighted=weighted, cache=cache)
 
     embeds, pooled = encode(prompt, clip_skip)
