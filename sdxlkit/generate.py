@@ -1,8 +1,10 @@
 """Generation: txt2img, img2img, inpaint and outpaint on loaded SDXL components.
 
 Each mode is a function that prepares its denoising pass (sdxlkit.sampling.denoise, diffusers' SDXL pipelines
-producing latents); `unet_parts` is the one list of the features acting on the UNet during a pass. Prompts are
-encoded by sdxlkit.prompts (unlimited length, clip skip, weighting) and pixels go through the guarded VAE.
+producing latents) and runs it through `_denoise`: by the base model alone, or handed over to the refiner
+(sdxlkit.refiner.handoff) when the task has one. `unet_parts` is the one list of the features acting on the UNet
+during a pass. Prompts are encoded by sdxlkit.prompts (unlimited length, clip skip, weighting, textual inversions)
+and pixels go through the guarded VAE.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from PIL import Image
 
 from . import masking, vae
 from .controlnet import CONTROLNETS, Control, ControlNetPart, StepWindow
+from .embeddings import EMBEDDING_FILES, PromptEmbeddings
 from .ipadapter import IPAdapterPart, IPAdapterRequest, adapter_uses
 from .loading.components import SDXLComponents
 from .lora import apply_loras
 from .prompts import encode_prompts
+from .refiner import RefinerRequest
+from .refiner.handoff import Refining, hand_off, load_refiner
 from .sampling import DenoisePass, UNetPart, denoise
 from .sampling.passes import OnStep
 
@@ -60,6 +65,8 @@ class Generation:
     loras: list[tuple[Path, float]] = field(default_factory=list)
     controls: list[ControlRequest] = field(default_factory=list)
     ip_adapters: list[IPAdapterRequest] = field(default_factory=list)
+    refiner: RefinerRequest | None = None
+    embeddings: list[tuple[Path, float]] = field(default_factory=list)  # textual inversion files and weights
 
     @property
     def mode(self) -> str:
@@ -131,18 +138,23 @@ def _pass(gen: Generation, kind: str, seed: int, embeds, parts: list[UNetPart], 
                        scheduler=gen.scheduler, seed=seed, embeds=embeds, parts=parts, **inputs)
 
 
-def txt2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
-    latents = denoise(components, _pass(gen, "txt2img", seed, embeds, unet_parts(components, gen)), on_step)
-    return vae.decode(components, latents)
+def _denoise(components: SDXLComponents, p: DenoisePass, on_step, refining: Refining | None) -> torch.Tensor:
+    """The latents of a mode's pass: the base model runs it, or hands it over to the refiner at the switch step."""
+    return denoise(components, p, on_step) if refining is None else hand_off(components, refining, p, on_step)
 
 
-def img2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
+def txt2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step, refining=None) -> torch.Tensor:
+    p = _pass(gen, "txt2img", seed, embeds, unet_parts(components, gen))
+    return vae.decode(components, _denoise(components, p, on_step, refining))
+
+
+def img2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step, refining=None) -> torch.Tensor:
     source = _source_latents(components, _fit(gen.seed_image, (gen.width, gen.height)), seed)
     p = _pass(gen, "img2img", seed, embeds, unet_parts(components, gen), image_latents=source, strength=gen.strength)
-    return vae.decode(components, denoise(components, p, on_step))
+    return vae.decode(components, _denoise(components, p, on_step, refining))
 
 
-def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
+def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step, refining=None) -> torch.Tensor:
     """Inpaint and outpaint: repaint the mask's region (or the new border) and paste it back feathered."""
     size = (gen.width, gen.height)
     if gen.mode == "outpaint":
@@ -156,10 +168,23 @@ def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_s
     source, source_mask = _fit(full.crop(box), size), _fit(mask.crop(box), size)
     p = _pass(gen, "inpaint", seed, embeds, unet_parts(components, gen, box),
               image_latents=_source_latents(components, source, seed), mask=source_mask, strength=gen.strength)
-    return _paste(_to_tensor(full), vae.decode(components, denoise(components, p, on_step)), mask, box, feather)
+    latents = _denoise(components, p, on_step, refining)
+    return _paste(_to_tensor(full), vae.decode(components, latents), mask, box, feather)
 
 
 MODES = {"txt2img": txt2img, "img2img": img2img, "inpaint": inpaint, "outpaint": inpaint}
+
+
+def _encode(components: SDXLComponents, gen: Generation):
+    """The prompts encoded by `components`' text encoders (the refiner has bigG only), with the run's embeddings.
+    The refiner's pipeline config has force_zeros_for_empty_prompt false: its empty negative is encoded ""."""
+    guidance = gen.cfg > 1
+    embeddings = PromptEmbeddings([(EMBEDDING_FILES.get(path), weight) for path, weight in gen.embeddings]) \
+        if gen.embeddings else None
+    return encode_prompts(components.tokenizers(), components.text_encoders(), gen.prompt,
+                          gen.negative_prompt if guidance else None, clip_skip=gen.clip_skip, weighting=gen.weighting,
+                          guidance=guidance, zero_negative_when_empty=components.role != "refiner",
+                          embeddings=embeddings)
 
 
 def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None) -> list[tuple[torch.Tensor, int]]:
@@ -174,11 +199,11 @@ def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep |
 
     on_step(done, total) is called after every denoising step; whatever it raises (an interrupt) propagates."""
     apply_loras(components, gen.loras)
-    guidance = gen.cfg > 1
-    embeds = encode_prompts((components.tokenizer, components.tokenizer_2),
-                            (components.text_encoder, components.text_encoder_2),
-                            gen.prompt, gen.negative_prompt if guidance else None,
-                            clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
+    embeds = _encode(components, gen)
+    refining = None
+    if gen.refiner is not None:
+        refiner = load_refiner(components, gen.refiner)
+        refining = Refining(refiner, _encode(refiner, gen), gen.refiner)
     for index in range(gen.count):
         seed = gen.seed + index
 
@@ -186,4 +211,4 @@ def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep |
             if on_step is not None:
                 on_step(index * total + done, gen.count * total)
 
-        yield MODES[gen.mode](components, gen, seed, embeds, image_step), seed
+        yield MODES[gen.mode](components, gen, seed, embeds, image_step, refining), seed

@@ -2,6 +2,11 @@
 
 Generation modes and post-passes (hires fix, refiner, face detailer) are each a function that builds a
 `DenoisePass` and runs it here; what acts on the UNet during the pass comes in as parts (see unet.py).
+
+A pass may cover part of a schedule, as diffusers' ensemble of experts does: `denoising_end` stops it early and
+returns still-noisy latents, `denoising_start` continues such latents (given as `image_latents`, without adding
+noise) on the same schedule. The components say which model runs the pass; a refiner (components.role
+"refiner") is conditioned on `aesthetic_score` / `negative_aesthetic_score` in its time ids.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ class DenoisePass:
     image_latents: torch.Tensor | None = None  # img2img / inpaint source, already encoded
     mask: Image.Image | None = None  # inpaint: white = repaint
     strength: float | None = None
+    denoising_start: float | None = None  # fraction of the schedule already denoised (diffusers' denoising_start)
+    denoising_end: float | None = None  # fraction of the schedule at which the pass stops (diffusers' denoising_end)
+    aesthetic_score: float = 6.0  # refiner conditioning (diffusers' defaults); base models ignore them
+    negative_aesthetic_score: float = 2.5
 
     def runs_no_step(self) -> bool:
         return self.kind != "txt2img" and int(self.steps * self.strength) < 1
@@ -48,8 +57,9 @@ def _pipeline(kind: str, components: SDXLComponents, scheduler, unet):
 
     cls = {"txt2img": StableDiffusionXLPipeline, "img2img": StableDiffusionXLImg2ImgPipeline,
            "inpaint": StableDiffusionXLInpaintPipeline}[kind]
+    extra = {} if kind == "txt2img" else {"requires_aesthetics_score": components.role == "refiner"}
     pipe = cls(**(components.modules() | {"unet": unet}), scheduler=scheduler, force_zeros_for_empty_prompt=True,
-               add_watermarker=False)
+               add_watermarker=False, **extra)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -74,9 +84,11 @@ def denoise(components: SDXLComponents, p: DenoisePass, on_step: OnStep | None =
                   negative_pooled_prompt_embeds=e.negative_pooled_prompt_embeds,
                   num_inference_steps=p.steps, guidance_scale=p.cfg,
                   generator=torch.Generator("cpu").manual_seed(p.seed),
-                  width=p.width, height=p.height, output_type="latent", callback_on_step_end=callback)
+                  width=p.width, height=p.height, output_type="latent", callback_on_step_end=callback,
+                  denoising_end=p.denoising_end)
     if p.kind != "txt2img":
-        kwargs.update(image=p.image_latents, strength=p.strength)
+        kwargs.update(image=p.image_latents, strength=p.strength, denoising_start=p.denoising_start,
+                      aesthetic_score=p.aesthetic_score, negative_aesthetic_score=p.negative_aesthetic_score)
     if p.kind == "inpaint":
         kwargs.update(mask_image=p.mask)
     with assembled_unet(components.unet, p.parts, scheduler) as unet:
