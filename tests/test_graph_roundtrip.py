@@ -20,7 +20,7 @@ from sdxlkit.task.model import parse_tasks
 from sdxlkit.task.validate import task_problems
 
 # Schema fields of features that have no node yet (each feature's node takes its field off this list).
-NO_NODE_YET = {"photoMaker", "ultralytics", "hiresFix", "acceleratorOptions", "refiner", "embeddings"}
+NO_NODE_YET = {"photoMaker", "ultralytics", "hiresFix", "acceleratorOptions"}
 
 UUID = "7c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 BASE = {"taskType": "imageInference", "taskUUID": UUID, "model": "sd_xl_base_1.0.safetensors",

@@ -36,6 +36,7 @@ EXAMPLES = {  # twin name -> template title (the workflow's file name)
     "controlnet_controlnet": "SDXL 8 - ControlNet, ControlNet more important",
     "ipadapter_style_transfer": "SDXL 9 - IP-Adapter, style transfer",
     "ipadapter_two_images": "SDXL 10 - IP-Adapter, two guide images",
+    "refiner_embedding": "SDXL 14 - Refiner with an embedding",
 }
 KINDS = {"model": "checkpoints", "vae": "vae"}
 
@@ -46,6 +47,8 @@ def _referenced(task: dict) -> list[tuple[str, str]]:
     refs += [(entry["model"], "controlnet") for entry in task.get("controlNet", [])]
     for entry in task.get("ipAdapters", []):
         refs += [(entry["model"], "ipadapter"), (IMAGE_ENCODERS[entry["model"]], "clip_vision")]
+    refs += [(task["refiner"]["model"], "checkpoints")] if "refiner" in task else []
+    refs += [(entry["model"], "embeddings") for entry in task.get("embeddings", [])]
     return refs
 
 
