@@ -25,7 +25,7 @@ PACK_NODES = ("SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXL
               "SDXLKit_Inference", "SDXLKit_Save", "SDXLKit_Denoise", "SDXLKit_InpaintOptions", "SDXLKit_Outpaint",
               "SDXLKit_Delivery", "SDXLKit_Safety")
 INFERENCE = "SDXLKit_ImageInference"
-PART_INPUTS = ["denoise", "inpaint", "outpaint", "delivery", "safety", "ip_adapter_stack"]
+PART_INPUTS = ["denoise", "inpaint", "outpaint", "delivery", "safety", "ip_adapter_stack", "refiner", "embedding_stack"]
 WIDGET_IO = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 

@@ -74,6 +74,11 @@ def examples():
              "combineMethod": "norm_average", "embedScaling": "k_mean_v_penalty_c"},
             {"model": "runware:55@3", "guideImages": [seed], "weightType": "normal", "combineMethod": "concat",
              "embedScaling": "kv", "weightComposition": 1.0}]},
+        "refiner-embeddings": BASE | {"seed": 6, "steps": 25, "refiner": {"model": "civitai:101055@128080", "startStep": 20},
+                                      "embeddings": [{"model": "myStyle.safetensors", "weight": 0.5}, {"model": "badHands"}]},
+        "refiner-default": BASE | {"seed": 6, "refiner": {"model": "refiner", "startStepPercentage": 80},
+                                   "embeddings": [{"model": "e", "weight": -4}]},
+        "refiner-percent": BASE | {"seed": 6, "refiner": {"model": "refiner", "startStepPercentage": 65}},
     }
 
 
@@ -286,6 +291,16 @@ def tasks(draw, dirs):
         task["controlNet"] = draw(st.lists(control_entries(dirs, steps), max_size=3))
     if draw(st.booleans()):
         task["ipAdapters"] = draw(st.lists(ip_adapter_entries(dirs), max_size=2))
+    if draw(st.booleans()):
+        task["embeddings"] = draw(st.lists(st.fixed_dictionaries({"model": NAME}, optional={"weight": st.floats(-4, 4)}),
+                                           min_size=1, max_size=3))
+    if draw(st.booleans()) and mode == "txt2img" and steps >= 3:  # img2img also needs a switch after strength's start
+        start = draw(st.sampled_from([None, "step", "percent"]))
+        task["refiner"] = {"model": draw(NAME)}
+        if start == "step":
+            task["refiner"]["startStep"] = draw(st.integers(2, min(steps - 1, 50)))
+        elif start == "percent":
+            task["refiner"]["startStepPercentage"] = draw(st.integers(1, 99).filter(lambda p: 1 <= steps * p // 100 < steps))
     assert task_problems(task) == [], task_problems(task)
     return task
 
