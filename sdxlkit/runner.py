@@ -166,10 +166,10 @@ def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver
 
 
 def _prepared(task: Task, images: dict[str, Image.Image], options: RunOptions, root: str) -> PreparedTask:
-    from .safety import find_safety_checker, wants_check
+    from .safety import checker_for
 
     device = check_device(options.device)
-    checker = find_safety_checker(Path(options.models_dir)) if wants_check(task.data.get("safety")) else None
+    checker = checker_for(task.data, Path(options.models_dir))
     resolve_file = options.resolve or ModelsDir(Path(options.models_dir)).resolve
     resolve = _resolver(resolve_file, root)
     spec = ModelSpec(
@@ -207,14 +207,12 @@ def run_prepared(prepared: PreparedTask, options: RunOptions, cache: ModelCache 
     """Each image is encoded (and written, for outputType URL) as soon as it is done, then passed to on_result."""
     from .generate import generate_each, to_pil
     from .results import image_result
-    from .safety import SAFETY_CHECKERS
+    from .safety import nsfw_flags
 
     results = []
     for image, seed in generate_each(cache.get(prepared.spec), prepared.generation, on_step):
         image = to_pil(image)[0]
-        nsfw = None
-        if prepared.safety_checker is not None:
-            (nsfw,) = SAFETY_CHECKERS.get(prepared.safety_checker, prepared.spec.device).check([image])
+        (nsfw,) = nsfw_flags(prepared.safety_checker, [image], prepared.spec.device)
         results.append(image_result(prepared.task, image, seed, options.out_dir, nsfw))
         if on_result is not None:
             on_result(results[-1])

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.host, pytest.mark.skipif(not COMFYUI_PATH, reason="set
 ROOT = Path(__file__).resolve().parent.parent
 NODE_IDS = {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_IPAdapter", "SDXLKit_Inference", "SDXLKit_Save",
             "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
-            "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety"}
+            "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety", "SDXLKit_Refiner", "SDXLKit_Embeddings"}
 # the file names the example workflows use, served by the tiny test models
 EXAMPLE_MODELS = {"checkpoints/sd_xl_base_1.0_0.9vae.safetensors": "checkpoint",
                   "loras/sdxl_watercolor_style.safetensors": "style_kohya",
@@ -28,7 +28,9 @@ EXAMPLE_MODELS = {"checkpoints/sd_xl_base_1.0_0.9vae.safetensors": "checkpoint",
                   "controlnet/controlnet-canny-sdxl-1.0.safetensors": "canny_file",
                   "ipadapter/ip-adapter_sdxl.safetensors": "ip_base", "ipadapter/ip-adapter-plus_sdxl_vit-h.safetensors": "ip_plus",
                   "clip_vision/CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors": "vit_bigg",
-                  "clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors": "vit_h"}
+                  "clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors": "vit_h",
+                  "checkpoints/sd_xl_refiner_1.0.safetensors": "refiner",
+                  "embeddings/sdxl_cinematic_style.safetensors": "myStyle"}
 
 
 def _free_port() -> int:
@@ -61,16 +63,20 @@ def _link(path: Path, target: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_checkpoint, adapter_models, ip_models):
+def server(tmp_path_factory, tiny_checkpoint, adapter_models, ip_models, refiner_models, embedding_files):
+    from sdxlkit.tiny_safety import write_tiny_safety_checker
+
     base = tmp_path_factory.mktemp("comfy-base")
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / "sdxlkit").symlink_to(ROOT)
     _link(base / "models" / "checkpoints" / "tiny-sdxl.safetensors", tiny_checkpoint)
     files = {"checkpoint": tiny_checkpoint, **adapter_models.loras, "canny_file": adapter_models.controlnets["file"],
              "ip_base": ip_models.path["runware:55@1"], "ip_plus": ip_models.path["runware:55@2"],
-             "vit_bigg": ip_models.encoder["runware:55@1"], "vit_h": ip_models.encoder["runware:55@2"]}
+             "vit_bigg": ip_models.encoder["runware:55@1"], "vit_h": ip_models.encoder["runware:55@2"],
+             "refiner": refiner_models.single, **embedding_files.paths}
     for name, source in EXAMPLE_MODELS.items():
         _link(base / "models" / name, files[source])
+    write_tiny_safety_checker(base / "models" / "safety_checker" / "stable-diffusion-safety-checker", verdict=True)
     python = os.environ.get("COMFYUI_PYTHON", str(Path(COMFYUI_PATH).parent / "venv" / "bin" / "python"))
     port = _free_port()
     log = open(base / "server.log", "w")
@@ -121,7 +127,7 @@ def test_pack_imports_and_registers_every_node(server):
     inference = info["SDXLKit_ImageInference"]["input"]["required"]
     assert set(info["SDXLKit_ImageInference"]["input"]["optional"]) == {
         "seed_image", "mask_image", "lora_stack", "control_stack", "denoise", "inpaint", "outpaint", "delivery", "safety",
-        "ip_adapter_stack"}
+        "ip_adapter_stack", "refiner", "embedding_stack"}
     assert inference["width"][1]["min"] == 128 and inference["width"][1]["step"] == 8
     kind, options = inference["scheduler"][0], inference["scheduler"][1]
     assert len(options["options"] if kind == "COMBO" else kind) == 75
@@ -164,6 +170,17 @@ def test_bad_widget_value_is_reported_before_running(server):
 def _task(uuid: str, **fields) -> dict:
     return {"taskType": "imageInference", "taskUUID": uuid, "model": "civitai:101055@128078", "positivePrompt": "a lighthouse at dusk",
             "width": 128, "height": 128, "steps": 3, "seed": 5} | fields
+
+
+def test_route_results_carry_nsfw_content_when_asked(server):
+    url, _ = server
+    tasks = [_task("c1111111-2222-4333-8444-555555555555", outputType="base64Data", numberResults=2,
+                   safety={"checkContent": True}),
+             _task("d1111111-2222-4333-8444-555555555555", outputType="base64Data")]
+    status, body = _post_status(url + "/sdxlkit/v1", tasks)
+    assert status == 200, body
+    # the tiny checker in models/safety_checker flags every image (its concept thresholds are below any similarity)
+    assert [(d["taskUUID"][0], d.get("NSFWContent")) for d in body["data"]] == [("c", True), ("c", True), ("d", None)]
 
 
 def _history_size(url: str) -> int:
@@ -318,3 +335,4 @@ def test_example_workflow_runs_through_prompt(server, name):
     assert [{k: v for k, v in c.items() if k != "guideImages"} for c in task.get("ipAdapters", [])] == \
         [{k: v for k, v in c.items() if k != "guideImages"} for c in twin.get("ipAdapters", [])]
     assert [len(c["guideImages"]) for c in task.get("ipAdapters", [])] == [len(c["guideImages"]) for c in twin.get("ipAdapters", [])]
+    assert task.get("refiner") == twin.get("refiner") and task.get("embeddings") == twin.get("embeddings")

@@ -49,6 +49,11 @@ def find_safety_checker(models_root: Path) -> Path:
         f"{root / SUGGESTED}/, or remove safety from the task")
 
 
+def checker_for(task_data: dict, models_root: Path) -> Path | None:
+    """The safety checker's folder when the task asks for the check (refused here without the model), else None."""
+    return find_safety_checker(models_root) if wants_check(task_data.get("safety")) else None
+
+
 def _config(folder: Path, name: str) -> Path:
     return folder / name if (folder / name).is_file() else DATA_DIR / name
 
@@ -92,3 +97,8 @@ class SafetyCheckers(LruCache):
 
 
 SAFETY_CHECKERS = SafetyCheckers(capacity=1)
+
+
+def nsfw_flags(folder: Path | None, images: list, device: str = "cpu") -> list[bool | None]:
+    """NSFWContent for each PIL image by the checker in `folder`; None for each when no check was asked for."""
+    return [None] * len(images) if folder is None else SAFETY_CHECKERS.get(folder, device).check(images)
