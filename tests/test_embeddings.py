@@ -110,14 +110,17 @@ def test_encoders_and_tokenizers_are_bit_identical_after_use(models, embedding_f
     assert torch.equal(reference.negative_pooled_prompt_embeds, again.negative_pooled_prompt_embeds)
 
 
-def test_an_embedding_does_not_cross_a_chunk_boundary(models, embedding_files):
+@pytest.mark.parametrize("backtrack", [0, 20])
+def test_an_embedding_does_not_cross_a_chunk_boundary(models, embedding_files, backtrack):
     tokenizers, encoders = models
     with embeddings(embedding_files, ("myStyle", 1.0)).applied(tokenizers, encoders) as wrapped:
         tok = wrapped[0]
-        words = " ".join(["cat"] * 74)  # 74 tokens: the 2 vectors do not fit in the first chunk
-        chunks = build_chunks(tok, [(words + " myStyle", 1.0)])
+        # 74 tokens: the 2 vectors do not fit in the first chunk; as in A1111, an embedding that does not fit starts
+        # the next chunk without comma back-tracking (which moves plain tokens only)
+        words = " ".join(["cat"] * 60) + ", " + " ".join(["cat"] * 13)
+        chunks = build_chunks(tok, [(words + " myStyle", 1.0)], comma_backtrack=backtrack)
         first = len(tok)
-        assert len(chunks) == 2
+        assert len(chunks) == 2 and chunks[0].ids[74] != tok.pad_token_id
         assert chunks[0].ids[75] == tok.pad_token_id or chunks[0].ids[75] == tok.eos_token_id
         assert first not in chunks[0].ids and chunks[1].ids[1:3] == (first, first + 1)
 

@@ -5,8 +5,8 @@ Generation modes and post-passes (hires fix, refiner, face detailer) are each a 
 
 A pass may cover part of a schedule, as diffusers' ensemble of experts does: `denoising_end` stops it early and
 returns still-noisy latents, `denoising_start` continues such latents (given as `image_latents`, without adding
-noise) on the same schedule. The components say which model runs the pass; a refiner (components.role
-"refiner") is conditioned on `aesthetic_score` / `negative_aesthetic_score` in its time ids.
+noise) on the same schedule. The components say which model runs the pass; a UNet conditioned on an aesthetic
+score (the SDXL refiner's) gets `aesthetic_score` / `negative_aesthetic_score` in its time ids.
 """
 
 from __future__ import annotations
@@ -48,6 +48,14 @@ class DenoisePass:
         return self.kind != "txt2img" and int(self.steps * self.strength) < 1
 
 
+def _takes_aesthetic_score(components: SDXLComponents) -> bool:
+    """Whether the UNet's time ids end with an aesthetic score (5 numbers) instead of a target size (6), read off
+    its added-embedding width as diffusers' _get_add_time_ids checks it."""
+    config = components.unet.config
+    width = config.projection_class_embeddings_input_dim - components.text_encoder_2.config.projection_dim
+    return width == 5 * config.addition_time_embed_dim
+
+
 def _pipeline(kind: str, components: SDXLComponents, scheduler, unet):
     from diffusers import (
         StableDiffusionXLImg2ImgPipeline,
@@ -57,7 +65,7 @@ def _pipeline(kind: str, components: SDXLComponents, scheduler, unet):
 
     cls = {"txt2img": StableDiffusionXLPipeline, "img2img": StableDiffusionXLImg2ImgPipeline,
            "inpaint": StableDiffusionXLInpaintPipeline}[kind]
-    extra = {} if kind == "txt2img" else {"requires_aesthetics_score": components.role == "refiner"}
+    extra = {} if kind == "txt2img" else {"requires_aesthetics_score": _takes_aesthetic_score(components)}
     pipe = cls(**(components.modules() | {"unet": unet}), scheduler=scheduler, force_zeros_for_empty_prompt=True,
                add_watermarker=False, **extra)
     pipe.set_progress_bar_config(disable=True)
