@@ -146,6 +146,8 @@ def _model_references(task: Task) -> list[tuple[str, str]]:
     fields = [("model", task.get("model")), ("vae", task.get("vae"))]
     fields += [(f"lora[{i}].model", e.get("model")) for i, e in enumerate(task.data.get("lora", []))]
     fields += [(f"controlNet[{i}].model", e.get("model")) for i, e in enumerate(task.data.get("controlNet", []))]
+    fields += [(f"embeddings[{i}].model", e.get("model")) for i, e in enumerate(task.data.get("embeddings", []))]
+    fields.append(("refiner.model", task.get("refiner.model")))
     return [(name, ref) for name, ref in fields if isinstance(ref, str) and ref]
 
 
