@@ -143,18 +143,21 @@ def _denoise(components: SDXLComponents, p: DenoisePass, on_step, refining: Refi
     return denoise(components, p, on_step) if refining is None else hand_off(components, refining, p, on_step)
 
 
-def txt2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step, refining=None) -> torch.Tensor:
+def txt2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step,
+            refining: Refining | None = None) -> torch.Tensor:
     p = _pass(gen, "txt2img", seed, embeds, unet_parts(components, gen))
     return vae.decode(components, _denoise(components, p, on_step, refining))
 
 
-def img2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step, refining=None) -> torch.Tensor:
+def img2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step,
+            refining: Refining | None = None) -> torch.Tensor:
     source = _source_latents(components, _fit(gen.seed_image, (gen.width, gen.height)), seed)
     p = _pass(gen, "img2img", seed, embeds, unet_parts(components, gen), image_latents=source, strength=gen.strength)
     return vae.decode(components, _denoise(components, p, on_step, refining))
 
 
-def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step, refining=None) -> torch.Tensor:
+def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step,
+            refining: Refining | None = None) -> torch.Tensor:
     """Inpaint and outpaint: repaint the mask's region (or the new border) and paste it back feathered."""
     size = (gen.width, gen.height)
     if gen.mode == "outpaint":
