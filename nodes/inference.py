@@ -7,6 +7,7 @@ node, is deprecated (hidden from search) and keeps loading and running saved wor
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import torch
@@ -16,6 +17,7 @@ from ..sdxlkit.graph import controlnet_node, inference_node, lora_node
 from ..sdxlkit.graph.mapping import TaskPart
 from ..sdxlkit.graph.mappings.inference import PARTS
 from ..sdxlkit.runner import generate_task, guide_image_key
+from ..sdxlkit.safety import checker_for, nsfw_flags
 from ..sdxlkit.task.model import parse_tasks
 from . import host
 from ._api import io
@@ -120,9 +122,23 @@ class SDXLKitImageInference(CheckedNode):
                 raise ModelNotFound(f"{kind} model {ref!r} is not wired into this node")
             return files[ref, kind]
 
+        checker = checker_for(task.data, host.models_root())  # without the model: refused before the run
         outputs = generate_task(model.components, task, images, resolve, host.progress_callback())
+        cls._report_content(task, checker, outputs)
         images = torch.cat([image for image, _ in outputs]).permute(0, 2, 3, 1).contiguous()
         return io.NodeOutput(images, task.to_json())
+
+
+    @staticmethod
+    def _report_content(task, checker, outputs) -> None:
+        """A graph has no result objects: the safety check's NSFWContent is logged (the task route's results carry it)."""
+        from ..sdxlkit.generate import to_pil
+
+        flags = nsfw_flags(checker, [to_pil(image)[0] for image, _ in outputs], host.torch_device())
+        for (_, seed), flag in zip(outputs, flags):
+            if flag is not None:
+                logging.log(logging.WARNING if flag else logging.INFO, "sdxlkit: task %s, seed %d: NSFWContent %s",
+                            task.uuid, seed, str(flag).lower())
 
 
 class SDXLKitInference(SDXLKitImageInference):

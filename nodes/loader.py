@@ -28,6 +28,18 @@ class LoadedModel:
     vae_ref: str | None
 
 
+def checkpoint_options() -> list[str]:
+    """Checkpoint files, then diffusers folders as diffusers/<name>."""
+    return [*host.file_list("checkpoints"), *(DIFFUSERS_PREFIX + name for name in sorted(host.diffusers_folders()))]
+
+
+def checkpoint_path(ckpt_name: str):
+    """The file or diffusers folder a checkpoint combo value names."""
+    if ckpt_name.startswith(DIFFUSERS_PREFIX) and ckpt_name.removeprefix(DIFFUSERS_PREFIX) in host.diffusers_folders():
+        return host.diffusers_folders()[ckpt_name.removeprefix(DIFFUSERS_PREFIX)]
+    return host.full_path("checkpoints", ckpt_name)
+
+
 class SDXLKitLoader(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -38,8 +50,7 @@ class SDXLKitLoader(CheckedNode):
             description="Loads an SDXL checkpoint (single file in Stability's layout). The VAE is the checkpoint's "
                         "own or a file from models/vae; any NaN decode is redone in float32.",
             inputs=[
-                io.Combo.Input("ckpt_name", options=[*host.file_list("checkpoints"),
-                                                     *(DIFFUSERS_PREFIX + name for name in sorted(host.diffusers_folders()))],
+                io.Combo.Input("ckpt_name", options=checkpoint_options(),
                                tooltip="SDXL checkpoint (.safetensors in models/checkpoints) or diffusers folder (models/diffusers)"),
                 io.Combo.Input("vae_name", options=[OWN_VAE, *host.file_list("vae")], default=OWN_VAE,
                                tooltip="e.g. sdxl-vae-fp16-fix.safetensors; fp16 is used only for a VAE known to be fp16-safe"),
@@ -51,10 +62,7 @@ class SDXLKitLoader(CheckedNode):
 
     @classmethod
     def execute(cls, ckpt_name: str, vae_name: str, precision: str) -> io.NodeOutput:
-        if ckpt_name.startswith(DIFFUSERS_PREFIX) and ckpt_name.removeprefix(DIFFUSERS_PREFIX) in host.diffusers_folders():
-            checkpoint = host.diffusers_folders()[ckpt_name.removeprefix(DIFFUSERS_PREFIX)]
-        else:
-            checkpoint = host.full_path("checkpoints", ckpt_name)
+        checkpoint = checkpoint_path(ckpt_name)
         vae = None if vae_name == OWN_VAE else host.full_path("vae", vae_name)
         spec = ModelSpec(checkpoint=checkpoint, vae=vae, precision=precision, device=host.torch_device())
         names = ComfyModelNames()

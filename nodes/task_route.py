@@ -11,9 +11,12 @@ configuration allows it. GET /sdxlkit/v1/status answers the server's limits and 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 from urllib.parse import urlencode
+
+from PIL import Image
 
 from ..sdxlkit.api.body import read_body
 from ..sdxlkit.api.inline_images import InlineImages
@@ -23,7 +26,8 @@ from ..sdxlkit.api.service import Admitted, TaskRefused, admit, engine_view, is_
 from ..sdxlkit.errors import SdxlKitError
 from ..sdxlkit.graph.convert import tasks_to_api
 from ..sdxlkit.runner import RunOptions, prepare
-from . import comfy_queue
+from ..sdxlkit.safety import checker_for, nsfw_flags
+from . import comfy_queue, host
 from .convert_route import options
 from .settings import error_json, route_config
 
@@ -99,7 +103,9 @@ def _collect(entry: Admitted, history: dict, save_node: str, base_url: str) -> t
     saved = comfy_queue.saved_images(history, save_node)
     images = [path.read_bytes() for path, _ in saved]
     urls = [f"{base_url}/view?{urlencode({k: view[k] for k in ('filename', 'subfolder', 'type')})}" for _, view in saved]
-    return results(entry.task, list(zip(images, urls))), images
+    nsfw = nsfw_flags(checker_for(entry.task.data, options().models_dir), [Image.open(io.BytesIO(data)) for data in images],
+                      host.torch_device())
+    return results(entry.task, list(zip(images, urls)), nsfw), images
 
 
 def _task_error(code: str, message: str, task_uuid: str) -> list[dict]:

@@ -2,8 +2,10 @@
 
 Each mode is a function that prepares its denoising pass (sdxlkit.sampling.denoise, diffusers' SDXL pipelines
 producing latents); `unet_parts` is the one list of the features acting on the UNet during a pass. Prompts are
-encoded by sdxlkit.prompts (unlimited length, clip skip, weighting) and pixels go through the guarded VAE.
-Each image is the mode's base image followed by the post-passes, in `one_image`'s order.
+encoded by sdxlkit.prompts (unlimited length, clip skip, weighting, textual inversions) and pixels go through the
+guarded VAE. A mode's pass runs through `_denoise`: by the base model alone, or handed over to the refiner
+(sdxlkit.refiner.handoff) when the task has one. Each image is the mode's base image followed by the post-passes, in
+`one_image`'s order.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from PIL import Image
 
 from . import masking, vae
 from .controlnet import CONTROLNETS, Control, ControlNetPart, StepWindow
+from .embeddings import EMBEDDING_FILES, PromptEmbeddings
 from .ipadapter import IPAdapterPart, IPAdapterRequest, adapter_uses
 from .loading.components import SDXLComponents
 from .lora import apply_loras
@@ -25,6 +28,8 @@ from .photomaker.part import IdentityPart, start_merge_step
 from .photomaker.prompt import IdentityEmbeds
 from .photomaker.request import PhotoMakerRequest, identity_embeds, photomaker_loras
 from .prompts import encode_prompts
+from .refiner import RefinerRequest
+from .refiner.handoff import Refining, hand_off, load_refiner
 from .sampling import DenoisePass, UNetPart, denoise
 from .sampling.passes import OnStep
 
@@ -71,6 +76,8 @@ class Generation:
     hires: HiresFix | None = None  # post-pass: generate smaller, upscale, refine (sdxlkit.hires)
     faces: FaceDetailer | None = None  # post-pass: repaint detected faces (sdxlkit.faces)
     photomaker: PhotoMakerRequest | None = None
+    refiner: RefinerRequest | None = None
+    embeddings: list[tuple[Path, float]] = field(default_factory=list)  # textual inversion files and weights
 
     @property
     def mode(self) -> str:
@@ -149,18 +156,27 @@ def _pass(gen: Generation, kind: str, seed: int, embeds, parts: list[UNetPart], 
                        scheduler=gen.scheduler, seed=seed, embeds=embeds, parts=parts, **inputs)
 
 
-def txt2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
-    latents = denoise(components, _pass(gen, "txt2img", seed, embeds, unet_parts(components, gen, embeds)), on_step)
-    return vae.decode(components, latents)
+def _denoise(components: SDXLComponents, p: DenoisePass, on_step, refining: Refining | None) -> torch.Tensor:
+    """The latents of a mode's pass: the base model runs it, or hands it over to the refiner at the switch step."""
+    return denoise(components, p, on_step) if refining is None else hand_off(components, refining, p, on_step)
 
 
-def img2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
+def txt2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step,
+            refining: Refining | None = None) -> torch.Tensor:
+    p = _pass(gen, "txt2img", seed, embeds, unet_parts(components, gen, embeds))
+    return vae.decode(components, _denoise(components, p, on_step, refining))
+
+
+def img2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step,
+            refining: Refining | None = None) -> torch.Tensor:
     source = _source_latents(components, _fit(gen.seed_image, (gen.width, gen.height)), seed)
-    p = _pass(gen, "img2img", seed, embeds, unet_parts(components, gen, embeds), image_latents=source, strength=gen.strength)
-    return vae.decode(components, denoise(components, p, on_step))
+    p = _pass(gen, "img2img", seed, embeds, unet_parts(components, gen, embeds), image_latents=source,
+              strength=gen.strength)
+    return vae.decode(components, _denoise(components, p, on_step, refining))
 
 
-def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
+def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step,
+            refining: Refining | None = None) -> torch.Tensor:
     """Inpaint and outpaint: repaint the mask's region (or the new border) and paste it back feathered."""
     size = (gen.width, gen.height)
     if gen.mode == "outpaint":
@@ -174,7 +190,8 @@ def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_s
     source, source_mask = _fit(full.crop(box), size), _fit(mask.crop(box), size)
     p = _pass(gen, "inpaint", seed, embeds, unet_parts(components, gen, embeds, box),
               image_latents=_source_latents(components, source, seed), mask=source_mask, strength=gen.strength)
-    return _paste(_to_tensor(full), vae.decode(components, denoise(components, p, on_step)), mask, box, feather)
+    latents = _denoise(components, p, on_step, refining)
+    return _paste(_to_tensor(full), vae.decode(components, latents), mask, box, feather)
 
 
 MODES = {"txt2img": txt2img, "img2img": img2img, "inpaint": inpaint, "outpaint": inpaint}
@@ -182,24 +199,30 @@ MODES = {"txt2img": txt2img, "img2img": img2img, "inpaint": inpaint, "outpaint":
 
 def prompt_embeds(components: SDXLComponents, gen: Generation, prompt: str, negative_prompt: str | None, cfg: float,
                   photomaker: PhotoMakerRequest | None = None):
-    """The prompt embeddings of a pass at guidance `cfg` (no negative prompt without guidance); with PhotoMaker an
-    IdentityEmbeds (text-only prompt + identity prompt)."""
+    """The prompt embeddings of a pass at guidance `cfg` (no negative prompt without guidance), by `components`' text
+    encoders (the refiner has bigG only) with the run's textual inversions; with PhotoMaker an IdentityEmbeds
+    (text-only prompt + identity prompt). The refiner's pipeline config has force_zeros_for_empty_prompt false: its
+    empty negative is encoded ""."""
     guidance = cfg > 1
-    prompts = ((components.tokenizer, components.tokenizer_2), (components.text_encoder, components.text_encoder_2),
-               prompt, negative_prompt if guidance else None)
+    embeddings = PromptEmbeddings([(EMBEDDING_FILES.get(path), weight) for path, weight in gen.embeddings]) \
+        if gen.embeddings else None
+    prompts = (components.tokenizers(), components.text_encoders(), prompt, negative_prompt if guidance else None)
     options = dict(clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
     if photomaker is None:
-        return encode_prompts(*prompts, **options)
-    return identity_embeds(components, photomaker, *prompts, **options)
+        return encode_prompts(*prompts, **options, zero_negative_when_empty=components.role != "refiner",
+                              embeddings=embeddings)
+    return identity_embeds(components, photomaker, *prompts, **options)  # runnable: never with embeddings
 
 
-def one_image(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
-    """The mode's base image (at the hires fix's first-pass size when there is one), then each post-pass in order;
-    a post-pass the task does not ask for returns the image unchanged."""
+def one_image(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step,
+              refining: Refining | None) -> torch.Tensor:
+    """The mode's base image (at the hires fix's first-pass size when there is one; handed over to the refiner when
+    the task has one), then each post-pass in order; a post-pass the task does not ask for returns the image
+    unchanged."""
     from .faces import detail_faces  # the post-pass modules build on this one
     from .hires import first_pass, hires_fix
 
-    image = MODES[gen.mode](components, first_pass(gen), seed, embeds, on_step)
+    image = MODES[gen.mode](components, first_pass(gen), seed, embeds, on_step, refining)
     image = hires_fix(components, gen, image, seed, embeds, on_step)
     return detail_faces(components, gen, image, seed, on_step)
 
@@ -217,6 +240,10 @@ def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep |
     on_step(done, total) is called after every denoising step; whatever it raises (an interrupt) propagates."""
     apply_loras(components, gen.loras + photomaker_loras(gen.photomaker))
     embeds = prompt_embeds(components, gen, gen.prompt, gen.negative_prompt, gen.cfg, gen.photomaker)
+    refining = None
+    if gen.refiner is not None:
+        refiner = load_refiner(components, gen.refiner)
+        refining = Refining(refiner, prompt_embeds(refiner, gen, gen.prompt, gen.negative_prompt, gen.cfg), gen.refiner)
     for index in range(gen.count):
         seed = gen.seed + index
 
@@ -224,4 +251,4 @@ def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep |
             if on_step is not None:
                 on_step(index * total + done, gen.count * total)
 
-        yield one_image(components, gen, seed, embeds, image_step), seed
+        yield one_image(components, gen, seed, embeds, image_step, refining), seed

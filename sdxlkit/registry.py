@@ -19,6 +19,8 @@ from .errors import ModelNotFound, SdxlKitError
 MAPPING_FILE = "sdxlkit_models.json"
 DEFAULT_IDS = {
     "civitai:101055@128078": "checkpoints/sd_xl_base_1.0_0.9vae.safetensors",
+    "civitai:101055@128080": "checkpoints/sd_xl_refiner_1.0.safetensors",  # stabilityai/stable-diffusion-xl-refiner-1.0
+    "runware:101055@128080": "checkpoints/sd_xl_refiner_1.0.safetensors",
     "runware:20@1": "controlnet/controlnet-canny-sdxl-1.0.safetensors",  # diffusers/controlnet-canny-sdxl-1.0
     # h94/IP-Adapter sdxl_models, under the names cubiq's README gives them
     "runware:55@1": "ipadapter/ip-adapter_sdxl.safetensors",

@@ -67,8 +67,10 @@ def seeded_task(task_data: dict, seed: int) -> dict:
     return {k: v for k, v in task_data.items() if k != "numberResults"} | {"seed": seed}
 
 
-def api_item(task: Task, seed: int, data: bytes, url: str | None = None, image_uuid: str | None = None) -> dict:
-    """One API-shaped result for an encoded image: imageURL (`url`), imageBase64Data or imageDataURI by outputType."""
+def api_item(task: Task, seed: int, data: bytes, url: str | None = None, image_uuid: str | None = None,
+             nsfw: bool | None = None) -> dict:
+    """One API-shaped result for an encoded image: imageURL (`url`), imageBase64Data or imageDataURI by outputType;
+    NSFWContent when the task asked for the safety check (`nsfw`)."""
     result = {"taskType": "imageInference", "taskUUID": task.uuid, "imageUUID": image_uuid or str(uuid.uuid4()),
               "seed": seed}
     output_type = task.get("outputType")
@@ -80,12 +82,14 @@ def api_item(task: Task, seed: int, data: bytes, url: str | None = None, image_u
         if url is None:
             raise ValueError("outputType URL needs a URL for the image")
         result["imageURL"] = url
+    if nsfw is not None:
+        result["NSFWContent"] = nsfw
     if task.get("includeCost"):
         result["cost"] = 0
     return result
 
 
-def image_result(task: Task, image: Image.Image, seed: int, out_dir: Path | None) -> dict:
+def image_result(task: Task, image: Image.Image, seed: int, out_dir: Path | None, nsfw: bool | None = None) -> dict:
     fmt = task.get("outputFormat")
     texts = {TASK_KEY: json.dumps(seeded_task(task.data, seed))}
     data = encode_with_metadata(image, fmt, task.get("outputQuality"), texts)
@@ -95,4 +99,4 @@ def image_result(task: Task, image: Image.Image, seed: int, out_dir: Path | None
         path = Path(out_dir).resolve() / f"{image_uuid}.{FORMATS[fmt][2]}"
         write_atomic(path, data)
         url = path.as_uri()
-    return api_item(task, seed, data, url, image_uuid)
+    return api_item(task, seed, data, url, image_uuid, nsfw)

@@ -79,6 +79,9 @@ def _photomaker(task: Task, root: str) -> list[Problem]:
     from .photomaker.prompt import trigger_error
 
     weighting = task.get("promptWeighting")
+    if task.data.get("embeddings"):
+        return [Problem(f"{root}.embeddings", "textual inversions cannot be combined with photoMaker yet (PhotoMaker "
+                                              "rebuilds the prompt's tokens itself): remove one of the two")]
     if weighting == "compel":
         return [Problem(f"{root}.promptWeighting", "PhotoMaker works on the prompt's tokens, which compel builds "
                                                    "itself: use 'sdEmbeds' or no promptWeighting with photoMaker")]

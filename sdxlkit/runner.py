@@ -72,6 +72,7 @@ class PreparedTask:
     task: Task
     spec: ModelSpec
     generation: Any  # sdxlkit.generate.Generation, imported lazily because it pulls in torch
+    safety_checker: Path | None = None  # the safety checker's folder when the task asks for the NSFW check
 
 
 def _resolver(resolve: Resolver, root: str) -> Callable[[str, str, str], Path]:
@@ -150,6 +151,8 @@ def _faces(task: Task, resolve):
         inpaint_size=task.get("ultralytics.inpaintSize"), steps=task.get("ultralytics.steps"),
         cfg=float(task.get("ultralytics.CFGScale")), strength=float(task.get("ultralytics.strength")),
         prompt=task.get("ultralytics.positivePrompt"), negative_prompt=task.get("ultralytics.negativePrompt"))
+
+
 def _photomaker(task: Task, images: dict[str, Image.Image], resolve):
     from .photomaker.request import PhotoMakerRequest
 
@@ -166,6 +169,29 @@ def _prompts(task: Task) -> tuple[str, str | None]:
     if task.has("photoMaker"):
         return photomaker.apply_style(task.get("photoMaker.style"), prompt, negative)
     return prompt, negative
+
+
+def _embeddings(task: Task, resolve) -> list[tuple[Path, float]]:
+    weight = schema.default("embeddings[].weight")
+    return [(resolve(entry["model"], "embeddings", f"embeddings[{i}].model"), float(entry.get("weight", weight)))
+            for i, entry in enumerate(task.data.get("embeddings", []))]
+
+
+def _refiner(task: Task, resolve):
+    from .refiner import RefinerRequest, switch_step
+
+    if not task.has("refiner"):
+        return None
+    entry = task.data["refiner"]
+    return RefinerRequest(resolve(entry["model"], "checkpoints", "refiner.model"),
+                          switch_step(task.get("steps"), entry.get("startStep"), entry.get("startStepPercentage")))
+
+
+def check_embeddings(generation) -> None:
+    """Read every embedding file before a model loads: SD 1.x/2.x files and repeated tokens are refused here."""
+    from .embeddings import EMBEDDING_FILES, PromptEmbeddings
+
+    PromptEmbeddings([(EMBEDDING_FILES.get(path), weight) for path, weight in generation.embeddings])
 
 
 def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver, root: str = "$"):
@@ -185,12 +211,15 @@ def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver
         outpaint=outpaint, outpaint_blur=task.get("outpaint.blur") if outpaint else 0,
         loras=_loras(task, named), controls=_controls(task, images, named),
         ip_adapters=_ip_adapters(task, images, named), hires=_hires(task, named), faces=_faces(task, named),
-        photomaker=_photomaker(task, images, named),
+        photomaker=_photomaker(task, images, named), refiner=_refiner(task, named), embeddings=_embeddings(task, named),
     )
 
 
 def _prepared(task: Task, images: dict[str, Image.Image], options: RunOptions, root: str) -> PreparedTask:
+    from .safety import checker_for
+
     device = check_device(options.device)
+    checker = checker_for(task.data, Path(options.models_dir))
     resolve_file = options.resolve or ModelsDir(Path(options.models_dir)).resolve
     resolve = _resolver(resolve_file, root)
     spec = ModelSpec(
@@ -198,7 +227,9 @@ def _prepared(task: Task, images: dict[str, Image.Image], options: RunOptions, r
         vae=resolve(task.get("vae"), "vae", "vae") if task.has("vae") else None,
         precision=options.precision, device=device, allow_pickle=options.allow_pickle,
     )
-    return PreparedTask(task, spec, generation_for(task, images, resolve_file, root))
+    generation = generation_for(task, images, resolve_file, root)
+    check_embeddings(generation)
+    return PreparedTask(task, spec, generation, checker)
 
 
 def _checked_images(task: Task, options: RunOptions, root: str) -> dict[str, Image.Image]:
@@ -216,7 +247,9 @@ def generate_task(components, task: Task, images: dict[str, Image.Image], resolv
     from .generate import generate
 
     check_runnable(task, images)
-    return generate(components, generation_for(task, images, resolve), on_step)
+    generation = generation_for(task, images, resolve)
+    check_embeddings(generation)
+    return generate(components, generation, on_step)
 
 
 def run_prepared(prepared: PreparedTask, options: RunOptions, cache: ModelCache = MODEL_CACHE, on_step=None,
@@ -224,10 +257,13 @@ def run_prepared(prepared: PreparedTask, options: RunOptions, cache: ModelCache 
     """Each image is encoded (and written, for outputType URL) as soon as it is done, then passed to on_result."""
     from .generate import generate_each, to_pil
     from .results import image_result
+    from .safety import nsfw_flags
 
     results = []
     for image, seed in generate_each(cache.get(prepared.spec), prepared.generation, on_step):
-        results.append(image_result(prepared.task, to_pil(image)[0], seed, options.out_dir))
+        image = to_pil(image)[0]
+        (nsfw,) = nsfw_flags(prepared.safety_checker, [image], prepared.spec.device)
+        results.append(image_result(prepared.task, image, seed, options.out_dir, nsfw))
         if on_result is not None:
             on_result(results[-1])
     return results

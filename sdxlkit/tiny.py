@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .loading.single_file import CONFIG_METADATA_KEY, base_configs
+from .loading.single_file import CONFIG_METADATA_KEY, REFINER, base_configs
 
 MODELS = ("unet", "vae", "text_encoder", "text_encoder_2")
 
@@ -59,6 +59,40 @@ def preset_configs(preset: str) -> dict:
     return configs
 
 
+def refiner_configs(preset: str) -> dict:
+    """The refiner's configs (4-level UNet without attention at both ends, bigG only, aesthetic-score time ids)
+    scaled like `preset`: channels and head counts from the base preset, the refiner's own block layout."""
+    base, configs = preset_configs(preset), REFINER.configs()
+    configs["text_encoder_2"], configs["vae"] = base["text_encoder_2"], base["vae"]
+    unet, small = configs["unet"], PRESETS[preset].get("unet")
+    if small:
+        widths, heads = small["block_out_channels"], small["attention_head_dim"]
+        unet.update(block_out_channels=(*widths, widths[-1]), attention_head_dim=(*heads, heads[-1]),
+                    transformer_layers_per_block=1, addition_time_embed_dim=small["addition_time_embed_dim"],
+                    norm_num_groups=small["norm_num_groups"], sample_size=small["sample_size"])
+    te2 = configs["text_encoder_2"]
+    unet["cross_attention_dim"] = te2["hidden_size"]
+    # refiner time ids: original size, crop, aesthetic score = 5 numbers, next to the pooled bigG output
+    unet["projection_class_embeddings_input_dim"] = 5 * unet["addition_time_embed_dim"] + te2["projection_dim"]
+    return configs
+
+
+def build_tiny_refiner(preset: str = "tiny", seed: int = 1) -> dict:
+    """A refiner with random weights: unet, vae, text_encoder_2, tokenizer_2, scheduler (float32, eval mode)."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    from .loading.tokenizers import load_clip_tokenizers
+
+    configs = refiner_configs(preset)
+    torch.manual_seed(seed)
+    models = {"unet": UNet2DConditionModel.from_config(configs["unet"]),
+              "vae": AutoencoderKL.from_config(configs["vae"]),
+              "text_encoder_2": CLIPTextModelWithProjection(CLIPTextConfig(**configs["text_encoder_2"]))}
+    return {**{name: m.eval().requires_grad_(False) for name, m in models.items()},
+            "tokenizer_2": load_clip_tokenizers()[1], "scheduler": EulerDiscreteScheduler.from_config(configs["scheduler"])}
+
+
 def build_tiny_components(preset: str = "tiny", seed: int = 0) -> dict:
     """unet, vae, text_encoder(_2), tokenizer(_2), scheduler: float32, eval mode, random weights from `seed`."""
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
@@ -84,18 +118,23 @@ def component_configs(components: dict) -> dict:
     """JSON-ready configs of the models and the scheduler, enough to rebuild each of them."""
     configs = {name: dict(components[name].config) for name in ("unet", "vae", "scheduler")}
     for name in ("text_encoder", "text_encoder_2"):
-        configs[name] = components[name].config.to_dict()
+        if components.get(name) is not None:
+            configs[name] = components[name].config.to_dict()
     return json.loads(json.dumps(configs))  # tuples become lists; anything not JSON-ready fails here
 
 
 def write_single_file(components: dict, path, dtype: torch.dtype = torch.float32) -> Path:
-    """Write one .safetensors file in Stability's layout, with the configs in the metadata key "sdxlkit.configs"."""
+    """Write one .safetensors file in Stability's layout (base or, for components without a text_encoder, the
+    refiner's), with the configs in the metadata key "sdxlkit.configs"."""
     from safetensors.torch import save_file
 
-    from .loading.stability_layout import diffusers_to_stability
+    from .loading.stability_layout import diffusers_to_stability, refiner_to_stability
 
     path = Path(path)
-    state_dict = diffusers_to_stability(*(components[name].state_dict() for name in MODELS))
+    if components.get("text_encoder") is None:
+        state_dict = refiner_to_stability(*(components[name].state_dict() for name in ("unet", "vae", "text_encoder_2")))
+    else:
+        state_dict = diffusers_to_stability(*(components[name].state_dict() for name in MODELS))
     state_dict = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in state_dict.items()}
     metadata = {CONFIG_METADATA_KEY: json.dumps(component_configs(components))}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,9 +150,14 @@ def write_single_file(components: dict, path, dtype: torch.dtype = torch.float32
 
 
 def write_diffusers_folder(components: dict, path) -> Path:
-    """save_pretrained folder that StableDiffusionXLPipeline.from_pretrained(path, local_files_only=True) loads."""
-    from diffusers import StableDiffusionXLPipeline
+    """save_pretrained folder that StableDiffusionXLPipeline.from_pretrained(path, local_files_only=True) loads; for
+    refiner components, StableDiffusionXLImg2ImgPipeline's (as stabilityai/stable-diffusion-xl-refiner-1.0)."""
+    from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
 
-    pipe = StableDiffusionXLPipeline(**components, add_watermarker=False)
+    if components.get("text_encoder") is None:
+        pipe = StableDiffusionXLImg2ImgPipeline(**components, text_encoder=None, tokenizer=None, add_watermarker=False,
+                                                requires_aesthetics_score=True, force_zeros_for_empty_prompt=False)
+    else:
+        pipe = StableDiffusionXLPipeline(**components, add_watermarker=False)
     pipe.save_pretrained(str(path), safe_serialization=True)
     return Path(path)

@@ -124,3 +124,40 @@ def tiny_yolo(tmp_path_factory):
     from sdxlkit.tiny_yolo import write_tiny_yolo
 
     return write_tiny_yolo(tmp_path_factory.mktemp("yolo") / "ultralytics" / "bbox" / "face_yolov8m.pt")
+
+
+@pytest.fixture(scope="session")
+def tiny_refiner():
+    from sdxlkit.tiny import build_tiny_refiner
+
+    return build_tiny_refiner("tiny", seed=1)
+
+
+@pytest.fixture(scope="session")
+def refiner_models(tmp_path_factory, tiny_checkpoint, tiny_refiner):
+    """A models folder with the tiny base and the tiny refiner, the refiner as a single file in Stability's layout
+    under the name the built-in id civitai:101055@128080 maps to, and as a diffusers folder."""
+    from types import SimpleNamespace
+
+    from sdxlkit.tiny import write_diffusers_folder, write_single_file
+
+    root = tmp_path_factory.mktemp("refiner-models")
+    (root / "checkpoints").mkdir()
+    (root / "checkpoints" / tiny_checkpoint.name).symlink_to(tiny_checkpoint)
+    single = write_single_file(tiny_refiner, root / "checkpoints" / "sd_xl_refiner_1.0.safetensors")
+    folder = write_diffusers_folder(tiny_refiner, root / "diffusers" / "tiny-refiner")
+    return SimpleNamespace(root=root, checkpoint=root / "checkpoints" / tiny_checkpoint.name, single=single, folder=folder)
+
+
+@pytest.fixture(scope="session")
+def embedding_files(tmp_path_factory, tiny_components):
+    """models/embeddings with SDXL textual inversions of 2 and 1 vectors and an SD 1.x one."""
+    from types import SimpleNamespace
+
+    from sdxlkit.tiny_embeddings import random_embedding, sd15_embedding, write_embedding
+
+    folder = tmp_path_factory.mktemp("embedding-models") / "embeddings"
+    vectors = {"myStyle": random_embedding(tiny_components, 2, seed=5), "badHands": random_embedding(tiny_components, 1, seed=6)}
+    paths = {name: write_embedding(v, folder / f"{name}.safetensors") for name, v in vectors.items()}
+    paths["oldStyle"] = write_embedding(sd15_embedding(3, seed=7), folder / "oldStyle.safetensors")
+    return SimpleNamespace(folder=folder, root=folder.parent, vectors=vectors, paths=paths)

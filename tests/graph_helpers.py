@@ -77,6 +77,10 @@ def expected_after_round_trip(task: dict, result: dict) -> dict:
         entry.setdefault("weight", 1)
         if entry.get("transformer") == "both":
             del entry["transformer"]
+    for entry in t.get("embeddings", []):
+        entry.setdefault("weight", 1)
+    if t.get("refiner", {}).get("startStepPercentage") == 80:  # the engine's default hand-off
+        del t["refiner"]["startStepPercentage"]
     for entry in t.get("controlNet", []):
         entry.setdefault("weight", 1)
         for key, unset in (("controlMode", "balanced"), ("startStepPercentage", 0), ("endStepPercentage", 100)):

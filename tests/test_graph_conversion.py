@@ -26,7 +26,7 @@ PACK_NODES = ("SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXL
               "SDXLKit_Delivery", "SDXLKit_Safety")
 INFERENCE = "SDXLKit_ImageInference"
 PART_INPUTS = ["denoise", "inpaint", "outpaint", "delivery", "safety", "ip_adapter_stack", "photomaker", "hires_fix",
-               "face_detailer"]
+               "face_detailer", "refiner", "embedding_stack"]
 WIDGET_IO = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 

@@ -20,7 +20,7 @@ from sdxlkit.task.model import parse_tasks
 from sdxlkit.task.validate import task_problems
 
 # Schema fields of features that have no node yet (each feature's node takes its field off this list).
-NO_NODE_YET = {"acceleratorOptions", "refiner", "embeddings"}
+NO_NODE_YET = {"acceleratorOptions"}
 
 UUID = "7c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 BASE = {"taskType": "imageInference", "taskUUID": UUID, "model": "sd_xl_base_1.0.safetensors",
@@ -89,6 +89,11 @@ def examples():
         "photomaker-batch": BASE | {"positivePrompt": "a woman img", "seed": 8, "photoMaker": {
             "images": [seed, data_uri(make_image((64, 48), seed=4)), data_uri(make_image((64, 48), seed=5), "JPEG")],
             "strength": 15, "style": "Neonpunk"}},
+        "refiner-embeddings": BASE | {"seed": 6, "steps": 25, "refiner": {"model": "civitai:101055@128080", "startStep": 20},
+                                      "embeddings": [{"model": "myStyle.safetensors", "weight": 0.5}, {"model": "badHands"}]},
+        "refiner-default": BASE | {"seed": 6, "refiner": {"model": "refiner", "startStepPercentage": 80},
+                                   "embeddings": [{"model": "e", "weight": -4}]},
+        "refiner-percent": BASE | {"seed": 6, "refiner": {"model": "refiner", "startStepPercentage": 65}},
     }
 
 
@@ -313,6 +318,16 @@ def tasks(draw, dirs):
         task["photoMaker"] = {"images": draw(st.lists(image_refs(dirs), min_size=1, max_size=4))}
         optional(draw, task["photoMaker"], "strength", st.integers(15, 50))
         optional(draw, task["photoMaker"], "style", st.sampled_from(schema.enum("photoMaker.style")))
+    if draw(st.booleans()):
+        task["embeddings"] = draw(st.lists(st.fixed_dictionaries({"model": NAME}, optional={"weight": st.floats(-4, 4)}),
+                                           min_size=1, max_size=3))
+    if draw(st.booleans()) and mode == "txt2img" and steps >= 3:  # img2img also needs a switch after strength's start
+        start = draw(st.sampled_from([None, "step", "percent"]))
+        task["refiner"] = {"model": draw(NAME)}
+        if start == "step":
+            task["refiner"]["startStep"] = draw(st.integers(2, min(steps - 1, 50)))
+        elif start == "percent":
+            task["refiner"]["startStepPercentage"] = draw(st.integers(1, 99).filter(lambda p: 1 <= steps * p // 100 < steps))
     assert task_problems(task) == [], task_problems(task)
     return task
 

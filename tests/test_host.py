@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NODE_IDS = {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_IPAdapter", "SDXLKit_Inference", "SDXLKit_Save",
             "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
             "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety", "SDXLKit_HiresFix", "SDXLKit_FaceDetailer",
-            "SDXLKit_PhotoMaker"}
+            "SDXLKit_PhotoMaker", "SDXLKit_Refiner", "SDXLKit_Embeddings"}
 # the file names the example workflows use, served by the tiny test models
 EXAMPLE_MODELS = {"checkpoints/sd_xl_base_1.0_0.9vae.safetensors": "checkpoint",
                   "loras/sdxl_watercolor_style.safetensors": "style_kohya",
@@ -31,7 +31,9 @@ EXAMPLE_MODELS = {"checkpoints/sd_xl_base_1.0_0.9vae.safetensors": "checkpoint",
                   "ipadapter/ip-adapter_sdxl.safetensors": "ip_base", "ipadapter/ip-adapter-plus_sdxl_vit-h.safetensors": "ip_plus",
                   "clip_vision/CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors": "vit_bigg",
                   "clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors": "vit_h",
-                  "upscale_models/RealESRGAN_x4plus.pth": "upscaler", "ultralytics/bbox/face_yolov8m.pt": "face_detector"}
+                  "upscale_models/RealESRGAN_x4plus.pth": "upscaler", "ultralytics/bbox/face_yolov8m.pt": "face_detector",
+                  "checkpoints/sd_xl_refiner_1.0.safetensors": "refiner",
+                  "embeddings/sdxl_cinematic_style.safetensors": "myStyle"}
 
 
 def _free_port() -> int:
@@ -64,8 +66,10 @@ def _link(path: Path, target: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_checkpoint, adapter_models, ip_models, tiny_upscaler, tiny_yolo, tiny_components):
+def server(tmp_path_factory, tiny_checkpoint, adapter_models, ip_models, tiny_upscaler, tiny_yolo, tiny_components,
+           refiner_models, embedding_files):
     from sdxlkit.tiny_photomaker import tiny_photomaker, write_photomaker
+    from sdxlkit.tiny_safety import write_tiny_safety_checker
 
     base = tmp_path_factory.mktemp("comfy-base")
     (base / "custom_nodes").mkdir()
@@ -74,10 +78,12 @@ def server(tmp_path_factory, tiny_checkpoint, adapter_models, ip_models, tiny_up
     files = {"checkpoint": tiny_checkpoint, **adapter_models.loras, "canny_file": adapter_models.controlnets["file"],
              "ip_base": ip_models.path["runware:55@1"], "ip_plus": ip_models.path["runware:55@2"],
              "vit_bigg": ip_models.encoder["runware:55@1"], "vit_h": ip_models.encoder["runware:55@2"],
-             "upscaler": tiny_upscaler, "face_detector": tiny_yolo}
+             "upscaler": tiny_upscaler, "face_detector": tiny_yolo, "refiner": refiner_models.single,
+             **embedding_files.paths}
     for name, source in EXAMPLE_MODELS.items():
         _link(base / "models" / name, files[source])
     write_photomaker(tiny_photomaker(tiny_components, seed=4)[0], base / "models" / "photomaker" / "photomaker-v1.bin")
+    write_tiny_safety_checker(base / "models" / "safety_checker" / "stable-diffusion-safety-checker", verdict=True)
     python = os.environ.get("COMFYUI_PYTHON", str(Path(COMFYUI_PATH).parent / "venv" / "bin" / "python"))
     port = _free_port()
     log = open(base / "server.log", "w")
@@ -128,7 +134,7 @@ def test_pack_imports_and_registers_every_node(server):
     inference = info["SDXLKit_ImageInference"]["input"]["required"]
     assert set(info["SDXLKit_ImageInference"]["input"]["optional"]) == {
         "seed_image", "mask_image", "lora_stack", "control_stack", "denoise", "inpaint", "outpaint", "delivery", "safety",
-        "ip_adapter_stack", "photomaker", "hires_fix", "face_detailer"}
+        "ip_adapter_stack", "photomaker", "hires_fix", "face_detailer", "refiner", "embedding_stack"}
     assert inference["width"][1]["min"] == 128 and inference["width"][1]["step"] == 8
     kind, options = inference["scheduler"][0], inference["scheduler"][1]
     assert len(options["options"] if kind == "COMBO" else kind) == 75
@@ -171,6 +177,17 @@ def test_bad_widget_value_is_reported_before_running(server):
 def _task(uuid: str, **fields) -> dict:
     return {"taskType": "imageInference", "taskUUID": uuid, "model": "civitai:101055@128078", "positivePrompt": "a lighthouse at dusk",
             "width": 128, "height": 128, "steps": 3, "seed": 5} | fields
+
+
+def test_route_results_carry_nsfw_content_when_asked(server):
+    url, _ = server
+    tasks = [_task("c1111111-2222-4333-8444-555555555555", outputType="base64Data", numberResults=2,
+                   safety={"checkContent": True}),
+             _task("d1111111-2222-4333-8444-555555555555", outputType="base64Data")]
+    status, body = _post_status(url + "/sdxlkit/v1", tasks)
+    assert status == 200, body
+    # the tiny checker in models/safety_checker flags every image (its concept thresholds are below any similarity)
+    assert [(d["taskUUID"][0], d.get("NSFWContent")) for d in body["data"]] == [("c", True), ("c", True), ("d", None)]
 
 
 def _history_size(url: str) -> int:
@@ -348,3 +365,4 @@ def test_example_workflow_runs_through_prompt(server, name):
     assert {k: v for k, v in task.get("photoMaker", {}).items() if k != "images"} == \
         {k: v for k, v in twin.get("photoMaker", {}).items() if k != "images"}
     assert len(task.get("photoMaker", {}).get("images", [])) == len(twin.get("photoMaker", {}).get("images", []))
+    assert task.get("refiner") == twin.get("refiner") and task.get("embeddings") == twin.get("embeddings")

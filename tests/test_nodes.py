@@ -27,6 +27,7 @@ WIDGET_FIELDS = {
     "SDXLKit_Safety": {"mode": "safety.mode"},
     "SDXLKit_Save": {"output_format": "outputFormat", "output_quality": "outputQuality"},
     "SDXLKit_LoraStack": {"weight": "lora[].weight", "transformer": "lora[].transformer"},
+    "SDXLKit_Embeddings": {"weight": "embeddings[].weight"},
     "SDXLKit_ControlNet": {"weight": "controlNet[].weight", "control_mode": "controlNet[].controlMode",
                            "start": "controlNet[].startStepPercentage", "end": "controlNet[].endStepPercentage"},
     "SDXLKit_IPAdapter": {"weight": "ipAdapters[].weight", "weight_type": "ipAdapters[].weightType",
@@ -50,7 +51,7 @@ def test_pack_registers_only_through_entrypoint(pack):
     assert ids == {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_IPAdapter", "SDXLKit_Inference", "SDXLKit_Save",
                    "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
                    "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety", "SDXLKit_HiresFix", "SDXLKit_FaceDetailer",
-                   "SDXLKit_PhotoMaker"}
+                   "SDXLKit_PhotoMaker", "SDXLKit_Refiner", "SDXLKit_Embeddings"}
 
 
 def test_old_inference_node_is_deprecated_and_the_new_one_small(pack):
@@ -383,6 +384,8 @@ def test_hires_and_face_nodes_feed_the_inference_node(comfy_root, pack, tiny_ups
     assert images.shape == (1, 128, 128, 3)
     task = json.loads(task_json)
     assert task["hiresFix"] == hires.fields["hiresFix"] and task["ultralytics"] == faces.fields["ultralytics"]
+
+
 def test_photomaker_node_feeds_the_inference_node(comfy_root, pack, adapter_models, tiny_components):
     from sdxlkit.tiny_photomaker import tiny_photomaker, write_photomaker
 
@@ -402,3 +405,21 @@ def test_photomaker_node_feeds_the_inference_node(comfy_root, pack, adapter_mode
     assert task["photoMaker"]["strength"] == 30 and task["photoMaker"]["style"] == "Enhance"
     assert len(task["photoMaker"]["images"]) == 2 and task["photoMaker"]["images"][0].startswith("data:image/png")
     assert (images - base).abs().max() > 1e-3
+
+
+def test_refiner_and_embeddings_feed_the_inference_node(comfy_root, pack, refiner_models, embedding_files):
+    (comfy_root / "models" / "checkpoints" / "refiner.safetensors").symlink_to(refiner_models.single)
+    (comfy_root / "models" / "embeddings").symlink_to(embedding_files.folder)
+    classes = node_classes(pack)
+    (model,) = classes["SDXLKit_Loader"].execute("tiny-sdxl.safetensors", "(checkpoint's own)", "auto").args
+    (refiner,) = classes["SDXLKit_Refiner"].execute("refiner.safetensors", start=2, start_unit="step").args
+    (stack,) = classes["SDXLKit_Embeddings"].execute("myStyle.safetensors", weight=0.5).args
+    (stack,) = classes["SDXLKit_Embeddings"].execute("badHands.safetensors", embedding_stack=stack, weight=-1.0).args
+    values = _core_values(number_results=1, positive_prompt="a fox, embedding:myStyle", negative_prompt="badHands")
+    inference = classes["SDXLKit_ImageInference"]
+    plain, _ = inference.execute(model, **values).args
+    images, task_json = inference.execute(model, refiner=refiner, embedding_stack=stack, **values).args
+    task = json.loads(task_json)
+    assert task["refiner"] == {"model": "refiner.safetensors", "startStep": 2}
+    assert task["embeddings"] == [{"model": "myStyle.safetensors", "weight": 0.5}, {"model": "badHands.safetensors", "weight": -1.0}]
+    assert images.shape == plain.shape and (images - plain).abs().max() > 1e-3

@@ -340,6 +340,8 @@ def test_widget_values_are_checked_with_messages_naming_input_and_allowed_values
     ({"model": "../../secret.safetensors"}, "$.model"),
     ({"vae": "~/vae.safetensors"}, "$.vae"),
     ({"lora": [{"model": "loras/../../x.safetensors"}]}, "$.lora[0].model"),
+    ({"refiner": {"model": "/models/sd_xl_refiner_1.0.safetensors"}}, "$.refiner.model"),
+    ({"embeddings": [{"model": "ok"}, {"model": "../../x.safetensors"}]}, "$.embeddings[1].model"),
 ])
 def test_model_paths_out_of_the_models_folder_are_refused_before_any_lookup(fields, path, tmp_path):
     looked = []

@@ -150,6 +150,8 @@ def _model_references(task: Task) -> list[tuple[str, str]]:
     fields = [("model", task.get("model")), ("vae", task.get("vae"))]
     fields += [(f"lora[{i}].model", e.get("model")) for i, e in enumerate(task.data.get("lora", []))]
     fields += [(f"controlNet[{i}].model", e.get("model")) for i, e in enumerate(task.data.get("controlNet", []))]
+    fields += [(f"embeddings[{i}].model", e.get("model")) for i, e in enumerate(task.data.get("embeddings", []))]
+    fields.append(("refiner.model", task.get("refiner.model")))
     return [(name, ref) for name, ref in fields if isinstance(ref, str) and ref]
 
 
@@ -206,6 +208,9 @@ def is_async(task: Task) -> bool:
     return task.get("deliveryMethod") == "async"
 
 
-def results(task: Task, images: list[tuple[bytes, str | None]]) -> list[dict]:
-    """API results for the images a run saved, in order: image i has seed + i; `url` serves the saved file."""
-    return [api_item(task, task.get("seed") + index, data, url) for index, (data, url) in enumerate(images)]
+def results(task: Task, images: list[tuple[bytes, str | None]], nsfw: list[bool | None] | None = None) -> list[dict]:
+    """API results for the images a run saved, in order: image i has seed + i; `url` serves the saved file;
+    `nsfw` the safety check's NSFWContent of each (None: not checked)."""
+    nsfw = nsfw or [None] * len(images)
+    return [api_item(task, task.get("seed") + index, data, url, nsfw=flag)
+            for index, ((data, url), flag) in enumerate(zip(images, nsfw))]

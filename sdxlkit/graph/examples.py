@@ -40,6 +40,7 @@ EXAMPLES = {  # twin name -> template title (the workflow's file name)
     "photomaker_style": "SDXL 11 - PhotoMaker, Comic book style",
     "hires_fix": "SDXL 12 - Hires fix",
     "face_detailer": "SDXL 13 - Face detailer",
+    "refiner_embedding": "SDXL 14 - Refiner with an embedding",
 }
 KINDS = {"model": "checkpoints", "vae": "vae"}
 
@@ -55,6 +56,8 @@ def _referenced(task: dict) -> list[tuple[str, str]]:
         refs.append((fix["model"], "upscale_models"))
     if "ultralytics" in task:
         refs.append(FACE_DETECTOR)
+    refs += [(task["refiner"]["model"], "checkpoints")] if "refiner" in task else []
+    refs += [(entry["model"], "embeddings") for entry in task.get("embeddings", [])]
     return refs
 
 

@@ -48,3 +48,6 @@ class ModelCache:
 
 
 MODEL_CACHE = ModelCache()
+# The refiner has a cache of its own, so that loading it does not evict the base model it works with: both stay
+# loaded on the device (about 10 GB together in bf16 for SDXL base + refiner).
+REFINER_CACHE = ModelCache()

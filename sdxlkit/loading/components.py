@@ -18,6 +18,7 @@ class SDXLComponents:
     source: str
     vae_fp16_safe: bool = False
     device: str = "cpu"
+    role: str = "base"  # "refiner": no CLIP-L (text_encoder/tokenizer None), UNet conditioned on an aesthetic score
     # float32 twin of the VAE, made on first need by the NaN guard
     vae_fp32: Any = field(default=None, repr=False)
     # LoRA adapters resident in unet/text encoders (sdxlkit.lora.adapters.ResidentLoras), made on first need
@@ -26,6 +27,14 @@ class SDXLComponents:
     @property
     def dtype(self):
         return self.unet.dtype
+
+    def text_encoders(self) -> tuple:
+        """The prompt encoders in SDXL's order (CLIP-L, bigG); the refiner has bigG only."""
+        return tuple(e for e in (self.text_encoder, self.text_encoder_2) if e is not None)
+
+    def tokenizers(self) -> tuple:
+        return tuple(t for t, e in ((self.tokenizer, self.text_encoder), (self.tokenizer_2, self.text_encoder_2))
+                     if e is not None)
 
     def modules(self) -> dict:
         return {"unet": self.unet, "vae": self.vae, "text_encoder": self.text_encoder,

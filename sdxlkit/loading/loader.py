@@ -1,4 +1,8 @@
-"""Load an SDXL model (single file or diffusers folder, optional external VAE) into SDXLComponents."""
+"""Load an SDXL model (single file or diffusers folder, optional external VAE) into SDXLComponents.
+
+`ModelSpec.role` says what the file must be: "base" (the model field) or "refiner" (refiner.model). A refiner is
+loaded without its VAE (the base model's VAE decodes: the two share SDXL's latent space) and without CLIP-L.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from ..errors import ModelNotFound
 from .components import SDXLComponents
 from .diffusers_folder import is_diffusers_folder, load_diffusers_folder
 from .precision import fp16_safe, resolve_dtypes
-from .single_file import load_single_file
+from .single_file import ROLES, load_single_file
 from .tokenizers import load_clip_tokenizers
 from .vae_file import load_vae_file
 
@@ -27,6 +31,7 @@ class ModelSpec:
     precision: str = "auto"
     device: str = "cpu"
     allow_pickle: bool = False
+    role: str = "base"
 
     def cache_key(self) -> tuple:
         def stamp(p: Path | None):
@@ -35,7 +40,7 @@ class ModelSpec:
             st = Path(p).stat()
             return (str(Path(p).resolve()), st.st_size, st.st_mtime_ns)
 
-        return (stamp(self.checkpoint), stamp(self.vae), self.precision, self.device, self.allow_pickle)
+        return (stamp(self.checkpoint), stamp(self.vae), self.precision, self.device, self.allow_pickle, self.role)
 
 
 def load_sdxl(spec: ModelSpec) -> SDXLComponents:
@@ -43,11 +48,13 @@ def load_sdxl(spec: ModelSpec) -> SDXLComponents:
         if path is not None and not Path(path).exists():
             raise ModelNotFound(f"{path}: no such file or folder")
     dtypes = partial(resolve_dtypes, spec.precision, spec.device)
+    role = ROLES[spec.role]
+    load_vae = spec.vae is None and role.name == "base"
     if is_diffusers_folder(spec.checkpoint):
-        modules, configs = load_diffusers_folder(spec.checkpoint, dtypes=dtypes, load_vae=spec.vae is None)
+        modules, configs = load_diffusers_folder(spec.checkpoint, dtypes=dtypes, load_vae=load_vae, role=role)
     else:
-        modules, configs = load_single_file(spec.checkpoint, dtypes=dtypes, load_vae=spec.vae is None,
-                                            allow_pickle=spec.allow_pickle)
+        modules, configs = load_single_file(spec.checkpoint, dtypes=dtypes, load_vae=load_vae,
+                                            allow_pickle=spec.allow_pickle, role=role)
     if spec.vae is not None:
         modules["vae"], vae_fp16_safe = load_vae_file(spec.vae, dtypes=dtypes, allow_pickle=spec.allow_pickle)
     else:
@@ -55,8 +62,9 @@ def load_sdxl(spec: ModelSpec) -> SDXLComponents:
     tokenizer, tokenizer_2 = load_clip_tokenizers()
     for module in modules.values():
         module.to(spec.device)
-    log.info("loaded %s (unet %s, vae %s) on %s", Path(spec.checkpoint).name, modules["unet"].dtype,
-             modules["vae"].dtype, spec.device)
-    return SDXLComponents(**modules, tokenizer=tokenizer, tokenizer_2=tokenizer_2,
+    log.info("loaded %s %s (unet %s) on %s", role.name, Path(spec.checkpoint).name, modules["unet"].dtype, spec.device)
+    return SDXLComponents(unet=modules["unet"], vae=modules.get("vae"), text_encoder=modules.get("text_encoder"),
+                          text_encoder_2=modules["text_encoder_2"],
+                          tokenizer=tokenizer if "text_encoder" in modules else None, tokenizer_2=tokenizer_2,
                           scheduler_config=dict(configs["scheduler"]), source=str(spec.checkpoint),
-                          vae_fp16_safe=vae_fp16_safe, device=spec.device)
+                          vae_fp16_safe=vae_fp16_safe, device=spec.device, role=role.name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import SdxlKitError
-from .single_file import CLIP_G_PREFIX, CLIP_L_PREFIX, UNET_PREFIX, VAE_PREFIX
+from .single_file import CLIP_G_PREFIX, CLIP_L_PREFIX, REFINER_CLIP_G_PREFIX, UNET_PREFIX, VAE_PREFIX
 
 # Renames of the first names inside one module: (diffusers module prefix, ldm module prefix, {old: new}).
 _UNET_RESNET = {"norm1.": "in_layers.0.", "conv1.": "in_layers.2.", "norm2.": "out_layers.0.",
@@ -100,7 +100,7 @@ def _vae_modules(sd: dict) -> list[tuple[str, str, dict]]:
     return modules
 
 
-def _open_clip(sd: dict) -> dict[str, torch.Tensor]:
+def _open_clip(sd: dict, prefix: str) -> dict[str, torch.Tensor]:
     sd = {k.removeprefix("text_model."): v for k, v in sd.items() if not k.endswith("position_ids")}
     out = {
         "token_embedding.weight": sd.pop("embeddings.token_embedding.weight"),
@@ -118,17 +118,25 @@ def _open_clip(sd: dict) -> dict[str, torch.Tensor]:
                 out[f"{dst}{new}.{kind}"] = sd.pop(f"{src}{old}.{kind}")
     if sd:
         raise SdxlKitError(f"cannot write text_encoder_2 in Stability's layout: unexpected keys {sorted(sd)[:3]}")
-    return {CLIP_G_PREFIX + k: v for k, v in out.items()}
+    return {prefix + k: v for k, v in out.items()}
+
+
+def _unet_and_vae(unet_sd: dict, vae_sd: dict) -> dict[str, torch.Tensor]:
+    vae = _rename(vae_sd, _vae_modules(vae_sd), VAE_PREFIX, "VAE")
+    for key, value in vae.items():
+        if ".mid.attn_1." in key and value.ndim == 2:  # LDM's VAE attention uses 1x1 convolutions
+            vae[key] = value[:, :, None, None]
+    return {**_rename(unet_sd, _unet_modules(unet_sd), UNET_PREFIX, "UNet"), **vae}
 
 
 def diffusers_to_stability(unet_sd: dict, vae_sd: dict, text_encoder_sd: dict,
                            text_encoder_2_sd: dict) -> dict[str, torch.Tensor]:
     """One state dict with Stability's SDXL key names. Tensors are shared with the inputs where no reshaping is needed."""
-    vae = _rename(vae_sd, _vae_modules(vae_sd), VAE_PREFIX, "VAE")
-    for key, value in vae.items():
-        if ".mid.attn_1." in key and value.ndim == 2:  # LDM's VAE attention uses 1x1 convolutions
-            vae[key] = value[:, :, None, None]
     # transformers >= 5 dropped the "text_model." prefix of CLIPTextModel; the file always has it
     clip_l = {f"{CLIP_L_PREFIX}text_model.{k.removeprefix('text_model.')}": v for k, v in text_encoder_sd.items()}
-    return {**_rename(unet_sd, _unet_modules(unet_sd), UNET_PREFIX, "UNet"), **vae, **clip_l,
-            **_open_clip(text_encoder_2_sd)}
+    return {**_unet_and_vae(unet_sd, vae_sd), **clip_l, **_open_clip(text_encoder_2_sd, CLIP_G_PREFIX)}
+
+
+def refiner_to_stability(unet_sd: dict, vae_sd: dict, text_encoder_2_sd: dict) -> dict[str, torch.Tensor]:
+    """The SDXL refiner's single-file layout: OpenCLIP bigG alone, as conditioner.embedders.0."""
+    return {**_unet_and_vae(unet_sd, vae_sd), **_open_clip(text_encoder_2_sd, REFINER_CLIP_G_PREFIX)}

@@ -87,7 +87,7 @@ def build_model(path: Path, kind: str, config: dict, convert: Callable, dtype=No
                  f"{len(reshaped)} of another shape ({_describe(reshaped)})" if reshaped else ""]
         raise ModelLoadError(
             f"{Path(path).name}: the {kind} weights do not fit the SDXL {kind} architecture: "
-            + "; ".join(p for p in parts if p) + ". Is this an SDXL base checkpoint?"
+            + "; ".join(p for p in parts if p) + ". Is this an SDXL checkpoint of that kind (base or refiner)?"
         )
     import torch
 

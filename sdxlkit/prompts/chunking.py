@@ -35,6 +35,12 @@ def tokenize_fragment(tokenizer, text: str | tuple[int, ...]) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False, truncation=False, verbose=False).input_ids)
 
 
+def _units(tokenizer, ids: list[int]) -> list[list[int]]:
+    """Tokens that must share a chunk: a textual inversion's vectors (sdxlkit.embeddings), else single tokens."""
+    units = getattr(tokenizer, "units", None)
+    return units(ids) if units is not None else [[i] for i in ids]
+
+
 def _close(tokenizer, ids: list[int], weights: list[float]) -> Chunk:
     pad = CHUNK_TOKENS - len(ids)
     return Chunk(
@@ -47,7 +53,7 @@ def build_chunks(tokenizer, items: list[Item], comma_backtrack: int = 0) -> list
     """Chunks for parsed prompt ``items`` (``(text, weight)`` pairs and ``BREAK`` markers).
 
     Every fragment is tokenized on its own (as A1111 and sd_embed do); a chunk is closed when it holds 75 tokens
-    and another follows, and at each ``BREAK`` (even an empty chunk, as A1111: a leading ``BREAK`` gives an empty
+    and another follows, or when a textual inversion's vectors would not fit in it (A1111), and at each ``BREAK`` (even an empty chunk, as A1111: a leading ``BREAK`` gives an empty
     first chunk). A last, empty chunk is kept only when there is no other: the empty prompt gives one chunk.
 
     ``comma_backtrack`` = n > 0 is A1111's "comma padding backtrack" (``sd_hijack_clip.tokenize_line``, default
@@ -72,16 +78,16 @@ def build_chunks(tokenizer, items: list[Item], comma_backtrack: int = 0) -> list
             close(len(ids))
             continue
         text, weight = item
-        for token in tokenize_fragment(tokenizer, text):
-            if token == comma:
+        for unit in _units(tokenizer, tokenize_fragment(tokenizer, text)):
+            if unit == [comma]:
                 last_comma = len(ids)
-            elif comma_backtrack and len(ids) == CHUNK_TOKENS and last_comma != -1 \
+            elif comma_backtrack and len(unit) == 1 and len(ids) == CHUNK_TOKENS and last_comma != -1 \
                     and len(ids) - last_comma <= comma_backtrack:
                 close(last_comma + 1)
-            if len(ids) == CHUNK_TOKENS:
+            if len(ids) + len(unit) > CHUNK_TOKENS:
                 close(len(ids))
-            ids.append(token)
-            weights.append(float(weight))
+            ids += unit
+            weights += [float(weight)] * len(unit)
     if ids or not chunks:
         close(len(ids))
     return chunks

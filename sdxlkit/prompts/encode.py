@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from ..errors import SdxlKitError
 from .a1111 import parse_a1111
 from .alignment import repeat_to_common_length
@@ -15,8 +17,9 @@ BLANK = "__BLANK__"  # the format's positive prompt for an unguided image
 
 
 def _check_inputs(tokenizers, text_encoders, prompt, negative_prompt, weighting) -> None:
-    if len(tokenizers) != 2 or len(text_encoders) != 2:
-        raise SdxlKitError("SDXL prompt encoding needs two tokenizers and two text encoders (CLIP-L and bigG)")
+    if len(tokenizers) != len(text_encoders) or len(text_encoders) not in (1, 2):
+        raise SdxlKitError("SDXL prompt encoding needs the tokenizers and text encoders of the model: CLIP-L and "
+                           "bigG (base models), or bigG alone (the refiner)")
     if not isinstance(prompt, str):
         raise SdxlKitError(f"prompt must be a string, got {type(prompt).__name__}")
     if negative_prompt is not None and not isinstance(negative_prompt, str):
@@ -85,11 +88,13 @@ def encode_prompts(
     zero_negative_when_empty: bool = True,
     negative_clip_skip: int | None = None,
     device=None,
+    embeddings=None,
 ) -> PromptEmbeds:
     """Encode ``prompt`` (and the negative) with SDXL's two text encoders; no length limit.
 
     ``tokenizers`` = (CLIP-L tokenizer, bigG tokenizer), ``text_encoders`` = (``CLIPTextModel``,
-    ``CLIPTextModelWithProjection``).
+    ``CLIPTextModelWithProjection``); the refiner's are (bigG tokenizer,) and (``CLIPTextModelWithProjection``,),
+    giving bigG's hidden states alone (1280 wide), as diffusers' refiner pipeline.
 
     Length: the prompt's tokens are cut into 75-token chunks (under ``"sdEmbeds"`` with A1111's comma
     back-tracking, see :func:`sdxlkit.prompts.chunking.build_chunks`), each wrapped in BOS/EOS, padded to 77 and
@@ -123,6 +128,9 @@ def encode_prompts(
     prompt gives: zeros, or the encoding of ``""`` without ``zero_negative_when_empty``) on both branches, whatever
     the negative prompt; classifier-free guidance then leaves the unconditional prediction unchanged.
 
+    ``embeddings``: textual inversions (:class:`sdxlkit.embeddings.PromptEmbeddings`) whose names in the prompts
+    become their vectors, injected for this call only.
+
     Output dtype is the second encoder's; device ``device``, by default the second encoder's execution device
     (offload-aware; diffusers casts to ``text_encoder_2.dtype`` and moves to the pipeline's execution device).
     """
@@ -141,7 +149,8 @@ def encode_prompts(
     if guidance and not zero_negative and not blank:
         negative = negative_prompt if negative_prompt is not None else ""
 
-    with torch.no_grad():
+    applied = embeddings.applied(tokenizers, text_encoders) if embeddings is not None else nullcontext(tokenizers)
+    with torch.no_grad(), applied as tokenizers:
         if weighting == "compel":
             embeds, pooled, neg_embeds, neg_pooled = _encode_compel(
                 tokenizers, text_encoders, prompt, negative, clip_skip, negative_clip_skip
@@ -151,7 +160,7 @@ def encode_prompts(
                 tokenizers, text_encoders, prompt, negative, clip_skip, negative_clip_skip, weighting
             )
 
-    encoder_2 = text_encoders[1]
+    encoder_2 = text_encoders[-1]
     dtype = encoder_2.dtype
     device = device if device is not None else execution_device(encoder_2)
     embeds = embeds.to(dtype=dtype, device=device)

@@ -2,6 +2,11 @@
 
 Generation modes and post-passes (hires fix, refiner, face detailer) are each a function that builds a
 `DenoisePass` and runs it here; what acts on the UNet during the pass comes in as parts (see unet.py).
+
+A pass may cover part of a schedule, as diffusers' ensemble of experts does: `denoising_end` stops it early and
+returns still-noisy latents, `denoising_start` continues such latents (given as `image_latents`, without adding
+noise) on the same schedule. The components say which model runs the pass; a UNet conditioned on an aesthetic
+score (the SDXL refiner's) gets `aesthetic_score` / `negative_aesthetic_score` in its time ids.
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ class DenoisePass:
     image_latents: torch.Tensor | None = None  # img2img / inpaint source, already encoded
     mask: Image.Image | None = None  # inpaint: white = repaint
     strength: float | None = None
+    denoising_start: float | None = None  # fraction of the schedule already denoised (diffusers' denoising_start)
+    denoising_end: float | None = None  # fraction of the schedule at which the pass stops (diffusers' denoising_end)
+    aesthetic_score: float = 6.0  # refiner conditioning (diffusers' defaults); base models ignore them
+    negative_aesthetic_score: float = 2.5
 
     def runs_no_step(self) -> bool:
         return self.kind != "txt2img" and int(self.steps * self.strength) < 1
@@ -51,6 +60,12 @@ def schedule_for(steps: int, strength: float) -> int:
     while n > steps and int((n - 1) * strength) >= steps:
         n -= 1
     return n
+def _takes_aesthetic_score(components: SDXLComponents) -> bool:
+    """Whether the UNet's time ids end with an aesthetic score (5 numbers) instead of a target size (6), read off
+    its added-embedding width as diffusers' _get_add_time_ids checks it."""
+    config = components.unet.config
+    width = config.projection_class_embeddings_input_dim - components.text_encoder_2.config.projection_dim
+    return width == 5 * config.addition_time_embed_dim
 
 
 def _pipeline(kind: str, components: SDXLComponents, scheduler, unet):
@@ -62,8 +77,9 @@ def _pipeline(kind: str, components: SDXLComponents, scheduler, unet):
 
     cls = {"txt2img": StableDiffusionXLPipeline, "img2img": StableDiffusionXLImg2ImgPipeline,
            "inpaint": StableDiffusionXLInpaintPipeline}[kind]
+    extra = {} if kind == "txt2img" else {"requires_aesthetics_score": _takes_aesthetic_score(components)}
     pipe = cls(**(components.modules() | {"unet": unet}), scheduler=scheduler, force_zeros_for_empty_prompt=True,
-               add_watermarker=False)
+               add_watermarker=False, **extra)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -88,9 +104,11 @@ def denoise(components: SDXLComponents, p: DenoisePass, on_step: OnStep | None =
                   negative_pooled_prompt_embeds=e.negative_pooled_prompt_embeds,
                   num_inference_steps=p.steps, guidance_scale=p.cfg,
                   generator=torch.Generator("cpu").manual_seed(p.seed),
-                  width=p.width, height=p.height, output_type="latent", callback_on_step_end=callback)
+                  width=p.width, height=p.height, output_type="latent", callback_on_step_end=callback,
+                  denoising_end=p.denoising_end)
     if p.kind != "txt2img":
-        kwargs.update(image=p.image_latents, strength=p.strength)
+        kwargs.update(image=p.image_latents, strength=p.strength, denoising_start=p.denoising_start,
+                      aesthetic_score=p.aesthetic_score, negative_aesthetic_score=p.negative_aesthetic_score)
     if p.kind == "inpaint":
         kwargs.update(mask_image=p.mask)
     with assembled_unet(components.unet, p.parts, scheduler) as unet:

@@ -12,8 +12,7 @@ from .validate import validate_tasks
 
 # Fields the engine cannot execute yet. Each later feature removes its entry.
 NOT_EXECUTABLE_YET = (
-    "acceleratorOptions",
-    "refiner", "embeddings", "webhookURL", "uploadEndpoint", "ttl",
+    "acceleratorOptions", "webhookURL", "uploadEndpoint", "ttl",
 )
 
 # Defaults for fields whose schema gives none (the server's behaviour is undocumented there).
@@ -54,8 +53,6 @@ class Task:
 
     def not_executable_fields(self) -> list[str]:
         fields = [name for name in NOT_EXECUTABLE_YET if name in self.data]
-        if self.get("safety.checkContent") or self.get("safety.mode") == "fast":
-            fields.append("safety")
         if self.data.get("deliveryMethod") == "async":
             fields.append("deliveryMethod=async")
         return fields

@@ -156,6 +156,27 @@ def _window_problems(obj: dict, path: str, steps: int, start_key: str, end_key: 
     return problems
 
 
+def _refiner_problems(task: dict, refiner: dict, path: str, steps: int, has_seed: bool) -> list[Problem]:
+    """The refiner takes over after the base's first step and before the last step (see sdxlkit.refiner.switch)."""
+    from ..refiner.switch import first_step, switch_step
+
+    start, percent = _number(refiner.get("startStep")), _number(refiner.get("startStepPercentage"))
+    if (refiner.get("startStep") is not None and start is None) or (refiner.get("startStepPercentage") is not None and percent is None):
+        return []  # type errors are the schema check's
+    name = "startStep" if start is not None else "startStepPercentage"
+    switch = switch_step(steps, start, percent)
+    strength = _number(task.get("strength", 1.0 if "outpaint" in task else local_schema()["properties"]["strength"]["default"]))
+    first = first_step(steps, strength if has_seed and strength is not None else None)
+    if switch >= steps:
+        return [Problem(f"{path}.{name}", f"got {refiner.get(name)}; the refiner must take over before the last step: "
+                        f"must be < steps ({steps})")]
+    if switch <= first:
+        runs = f"img2img at strength {strength} runs steps {first}..{steps - 1} of {steps}" if first else f"step {switch} of {steps}"
+        return [Problem(f"{path}.{name}", f"got {refiner.get(name)}, so the base model would run no step ({runs}); "
+                        f"the refiner must take over after step {first}")]
+    return []
+
+
 def _cross_field_problems(task: dict, root: str) -> list[Problem]:
     problems: list[Problem] = []
     steps = task.get("steps", local_schema()["properties"]["steps"]["default"])
@@ -172,8 +193,8 @@ def _cross_field_problems(task: dict, root: str) -> list[Problem]:
             problems += _window_problems(cn, f"{root}.controlNet[{i}]", steps, "startStep", "endStep",
                                          ("startStepPercentage", "endStepPercentage"))
     refiner = task.get("refiner")
-    if isinstance(refiner, dict) and _number(refiner.get("startStep")) is not None and refiner["startStep"] >= steps:
-        problems.append(Problem(f"{root}.refiner.startStep", f"got {refiner['startStep']}; must be < steps ({steps})"))
+    if isinstance(refiner, dict):
+        problems += _refiner_problems(task, refiner, f"{root}.refiner", steps, "seedImage" in inputs)
     if "maskMargin" in task and "maskImage" not in inputs:
         problems.append(Problem(f"{root}.maskMargin", "applies only to inpainting: set inputs.maskImage too, or remove maskMargin"))
     if "strength" in task and "seedImage" not in inputs:

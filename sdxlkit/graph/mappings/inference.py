@@ -17,13 +17,14 @@ from ..images import task_image_ref
 from ..mapping import (ConvertOptions, GraphConversionError, ImageFile, ModelRefs, NodeMapping, Socket, Stack,
                        TaskOutput, TaskPart, Widget, expect, schema_default)
 from ..structure import Graph
-from . import controlnet, ip_adapter, load_image, loader, lora, options, photomaker, post_passes
+from . import controlnet, embeddings, ip_adapter, load_image, loader, lora, options, photomaker, post_passes, refiner
 
 UUID_PROPERTY = "taskUUID"  # node property (UI) / _meta key (API) keeping the task's taskUUID
 SEED_BITS = 32
 # The parts, in input order. A new option node adds its Part here (see part.py); keep the order, saved UI
 # workflows address inputs by name but older frontends by slot.
-PARTS = (*options.PARTS, ip_adapter.PART, photomaker.PART, post_passes.HIRES_PART, post_passes.FACES_PART)
+PARTS = (*options.PARTS, ip_adapter.PART, photomaker.PART, post_passes.HIRES_PART, post_passes.FACES_PART,
+         refiner.PART, embeddings.PART)
 
 
 def _int(name: str, path: str, **kwargs) -> Widget:
