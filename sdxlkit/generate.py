@@ -16,13 +16,15 @@ import torch
 from PIL import Image
 
 from . import masking, vae
-from .controlnet import CONTROLNETS, Control, ControlNetPart, StepWindow
+from .accelerator import AcceleratorRequest
+from .controlnet import CONTROLNETS, Control, ControlNetPart
 from .ipadapter import IPAdapterPart, IPAdapterRequest, adapter_uses
 from .loading.components import SDXLComponents
 from .lora import apply_loras
 from .prompts import encode_prompts
 from .sampling import DenoisePass, UNetPart, denoise
 from .sampling.passes import OnStep
+from .sampling.window import StepWindow
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Generation:
     loras: list[tuple[Path, float]] = field(default_factory=list)
     controls: list[ControlRequest] = field(default_factory=list)
     ip_adapters: list[IPAdapterRequest] = field(default_factory=list)
+    accelerator: AcceleratorRequest | None = None
 
     @property
     def mode(self) -> str:
@@ -116,7 +119,7 @@ def _controls(components: SDXLComponents, gen: Generation, box: tuple[int, int, 
 
 def unet_parts(components: SDXLComponents, gen: Generation, box: tuple[int, int, int, int] | None = None) -> list[UNetPart]:
     """Everything that acts on the UNet during a pass of `gen`, outermost first; `box` is the region being repainted."""
-    parts: list[UNetPart] = []
+    parts: list[UNetPart] = gen.accelerator.parts() if gen.accelerator else []
     ip_uses = adapter_uses(gen.ip_adapters, components.unet, components.dtype, components.device)
     if ip_uses:
         parts.append(IPAdapterPart(ip_uses, guidance=gen.cfg > 1))

@@ -91,7 +91,7 @@ def _loras(task: Task, resolve) -> list[tuple[Path, float]]:
 
 
 def _controls(task: Task, images: dict[str, Image.Image], resolve) -> list:
-    from .controlnet import step_window
+    from .sampling.window import step_window
     from .generate import ControlRequest
 
     weight, mode = schema.default("controlNet[].weight"), schema.default("controlNet[].controlMode")
@@ -122,6 +122,7 @@ def _ip_adapters(task: Task, images: dict[str, Image.Image], resolve) -> list:
 
 
 def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver, root: str = "$"):
+    from .accelerator import accelerator_request
     from .generate import Generation
 
     named = _resolver(resolve, root)
@@ -137,6 +138,7 @@ def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver
         outpaint=outpaint, outpaint_blur=task.get("outpaint.blur") if outpaint else 0,
         loras=_loras(task, named), controls=_controls(task, images, named),
         ip_adapters=_ip_adapters(task, images, named),
+        accelerator=accelerator_request(task.data.get("acceleratorOptions"), task.get("steps")),
     )
 
 

@@ -25,7 +25,7 @@ PACK_NODES = ("SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXL
               "SDXLKit_Inference", "SDXLKit_Save", "SDXLKit_Denoise", "SDXLKit_InpaintOptions", "SDXLKit_Outpaint",
               "SDXLKit_Delivery", "SDXLKit_Safety")
 INFERENCE = "SDXLKit_ImageInference"
-PART_INPUTS = ["denoise", "inpaint", "outpaint", "delivery", "safety", "ip_adapter_stack"]
+PART_INPUTS = ["denoise", "inpaint", "outpaint", "delivery", "safety", "ip_adapter_stack", "accelerator"]
 WIDGET_IO = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 
@@ -160,12 +160,29 @@ def test_layout_of_a_full_task_reads_left_to_right(tmp_path):
 
 @pytest.mark.parametrize("fields,named", [
     ({"hiresFix": True, "ttl": 120}, "hiresFix"),
-    ({"acceleratorOptions": {}}, "acceleratorOptions"),
 ])
 def test_fields_of_features_without_a_node_are_refused_by_name(fields, named):
     for to in ("api", "workflow"):
         with pytest.raises(GraphConversionError, match=f"no node holds these task fields[^.]*: {named}\\."):
             convert(TASK | fields, to)
+
+
+def test_accelerator_options_live_on_the_accelerator_cache_node():
+    task = TASK | {"acceleratorOptions": {"deepCache": True, "deepCacheInterval": 4, "cacheStartStepPercentage": 10}}
+    prompt = tasks_to_api(task)
+    accelerator_id, accelerator = node_of(prompt, "SDXLKit_AcceleratorCache")
+    assert accelerator["inputs"] == {
+        "deep_cache": True, "deep_cache_interval": 4, "deep_cache_branch_id": 0, "tea_cache": False,
+        "tea_cache_distance": 0.5, "cache_start_step": -1, "cache_end_step": 0, "cache_start_percent": 10,
+        "cache_end_percent": 0, "max_consecutive_cached": 3}
+    assert node_of(prompt, INFERENCE)[1]["inputs"]["accelerator"] == [accelerator_id, 0]
+    assert graph_to_tasks(prompt) == [task]
+    for node in prompt.values():  # built from scratch: every set widget written, the unset windows left out
+        node["_meta"] = {}
+    (result,) = graph_to_tasks(prompt)
+    assert result["acceleratorOptions"] == {
+        "deepCache": True, "deepCacheInterval": 4, "deepCacheBranchId": 0, "teaCache": False, "teaCacheDistance": 0.5,
+        "cacheStartStepPercentage": 10, "cacheMaxConsecutiveSteps": 3}
 
 
 def test_delivery_and_safety_fields_live_on_their_option_nodes():

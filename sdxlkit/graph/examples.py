@@ -36,6 +36,7 @@ EXAMPLES = {  # twin name -> template title (the workflow's file name)
     "controlnet_controlnet": "SDXL 8 - ControlNet, ControlNet more important",
     "ipadapter_style_transfer": "SDXL 9 - IP-Adapter, style transfer",
     "ipadapter_two_images": "SDXL 10 - IP-Adapter, two guide images",
+    "accelerator_cache": "SDXL 15 - Accelerator cache (DeepCache)",
 }
 KINDS = {"model": "checkpoints", "vae": "vae"}
 

@@ -12,7 +12,7 @@ from .validate import validate_tasks
 
 # Fields the engine cannot execute yet. Each later feature removes its entry.
 NOT_EXECUTABLE_YET = (
-    "photoMaker", "ultralytics", "hiresFix", "acceleratorOptions",
+    "photoMaker", "ultralytics", "hiresFix",
     "refiner", "embeddings", "webhookURL", "uploadEndpoint", "ttl",
 )
 
