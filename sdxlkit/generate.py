@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from . import masking, vae
+from .batching import batch_size, shares_a_pass
 from .accelerator import AcceleratorRequest
 from .controlnet import CONTROLNETS, Control, ControlNetPart
 from .ipadapter import IPAdapterPart, IPAdapterRequest, adapter_uses
@@ -88,14 +89,16 @@ def _paste(base: torch.Tensor, patch: torch.Tensor, mask: Image.Image, box: tupl
     if patch.shape[-2:] != (y1 - y0, x1 - x0):
         patch = torch.nn.functional.interpolate(patch, size=(y1 - y0, x1 - x0), mode="bicubic", antialias=True).clamp(0, 1)
     alpha = _to_tensor(masking.feathered(mask, radius).crop(box).convert("RGB"))[:, :1]
-    out = base.clone()
+    out = base.repeat(patch.shape[0], 1, 1, 1)
     out[..., y0:y1, x0:x1] = base[..., y0:y1, x0:x1] * (1 - alpha) + patch * alpha
     return out
 
 
-def _source_latents(components: SDXLComponents, image: Image.Image, seed: int) -> torch.Tensor:
-    generator = torch.Generator("cpu").manual_seed(seed)
-    return vae.encode(components, _to_tensor(image), generator).to(components.device, components.dtype)
+def _source_latents(components: SDXLComponents, image: Image.Image, seeds: list[int]) -> torch.Tensor:
+    """The image encoded once per seed: each image of a batch samples the VAE's latent distribution with its own."""
+    pixels = _to_tensor(image)
+    latents = [vae.encode(components, pixels, torch.Generator("cpu").manual_seed(seed)) for seed in seeds]
+    return torch.cat(latents).to(components.device, components.dtype)
 
 
 def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -129,23 +132,23 @@ def unet_parts(components: SDXLComponents, gen: Generation, box: tuple[int, int,
     return parts
 
 
-def _pass(gen: Generation, kind: str, seed: int, embeds, parts: list[UNetPart], **inputs) -> DenoisePass:
+def _pass(gen: Generation, kind: str, seeds: list[int], embeds, parts: list[UNetPart], **inputs) -> DenoisePass:
     return DenoisePass(kind=kind, width=gen.width, height=gen.height, steps=gen.steps, cfg=gen.cfg,
-                       scheduler=gen.scheduler, seed=seed, embeds=embeds, parts=parts, **inputs)
+                       scheduler=gen.scheduler, seeds=seeds, embeds=embeds, parts=parts, **inputs)
 
 
-def txt2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
-    latents = denoise(components, _pass(gen, "txt2img", seed, embeds, unet_parts(components, gen)), on_step)
+def txt2img(components: SDXLComponents, gen: Generation, seeds: list[int], embeds, on_step) -> torch.Tensor:
+    latents = denoise(components, _pass(gen, "txt2img", seeds, embeds, unet_parts(components, gen)), on_step)
     return vae.decode(components, latents)
 
 
-def img2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
-    source = _source_latents(components, _fit(gen.seed_image, (gen.width, gen.height)), seed)
-    p = _pass(gen, "img2img", seed, embeds, unet_parts(components, gen), image_latents=source, strength=gen.strength)
+def img2img(components: SDXLComponents, gen: Generation, seeds: list[int], embeds, on_step) -> torch.Tensor:
+    source = _source_latents(components, _fit(gen.seed_image, (gen.width, gen.height)), seeds)
+    p = _pass(gen, "img2img", seeds, embeds, unet_parts(components, gen), image_latents=source, strength=gen.strength)
     return vae.decode(components, denoise(components, p, on_step))
 
 
-def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step) -> torch.Tensor:
+def inpaint(components: SDXLComponents, gen: Generation, seeds: list[int], embeds, on_step) -> torch.Tensor:
     """Inpaint and outpaint: repaint the mask's region (or the new border) and paste it back feathered."""
     size = (gen.width, gen.height)
     if gen.mode == "outpaint":
@@ -157,36 +160,46 @@ def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_s
         feather = masking.INPAINT_FEATHER
         box = (0, 0) + size if gen.mask_margin is None else masking.crop_region(mask, gen.mask_margin, gen.width / gen.height)
     source, source_mask = _fit(full.crop(box), size), _fit(mask.crop(box), size)
-    p = _pass(gen, "inpaint", seed, embeds, unet_parts(components, gen, box),
-              image_latents=_source_latents(components, source, seed), mask=source_mask, strength=gen.strength)
+    p = _pass(gen, "inpaint", seeds, embeds, unet_parts(components, gen, box),
+              image_latents=_source_latents(components, source, seeds), mask=source_mask, strength=gen.strength)
     return _paste(_to_tensor(full), vae.decode(components, denoise(components, p, on_step)), mask, box, feather)
 
 
 MODES = {"txt2img": txt2img, "img2img": img2img, "inpaint": inpaint, "outpaint": inpaint}
 
 
-def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None) -> list[tuple[torch.Tensor, int]]:
+def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None,
+             batch: int | None = None) -> list[tuple[torch.Tensor, int]]:
     """All of `generate_each`'s images in a list."""
-    return list(generate_each(components, gen, on_step))
+    return list(generate_each(components, gen, on_step, batch))
 
 
 @torch.inference_mode()
-def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None) -> Iterator[tuple[torch.Tensor, int]]:
+def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None,
+                  batch: int | None = None) -> Iterator[tuple[torch.Tensor, int]]:
     """Run `gen.count` images with seeds seed, seed+1, ...; yields each (image [1,3,H,W] float 0..1 on CPU, seed) pair
-    as soon as it is done, so a caller can write image 1 before image 2 starts.
+    as soon as its batch is done (`batch` images per pass, by default as many as memory allows: batching.py), so a
+    caller can write image 1 before image 2 starts.
 
-    on_step(done, total) is called after every denoising step; whatever it raises (an interrupt) propagates."""
+    on_step(done, total) is called after every denoising step, counting a step of a batch once per image; whatever
+    it raises (an interrupt) propagates."""
     apply_loras(components, gen.loras)
     guidance = gen.cfg > 1
     embeds = encode_prompts((components.tokenizer, components.tokenizer_2),
                             (components.text_encoder, components.text_encoder_2),
                             gen.prompt, gen.negative_prompt if guidance else None,
                             clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
-    for index in range(gen.count):
-        seed = gen.seed + index
+    size = batch_size(components, gen) if batch is None else batch
+    if size > 1 and not shares_a_pass(gen):
+        raise ValueError(f"the images of this generation cannot share a pass (scheduler {gen.scheduler!r} or the "
+                         "first-block cache): batch must be 1")
+    seeds = [gen.seed + index for index in range(gen.count)]
+    for first in range(0, gen.count, size):
+        chunk = seeds[first:first + size]
 
-        def image_step(done: int, total: int, index=index):
+        def batch_step(done: int, total: int, first=first, chunk=chunk):
             if on_step is not None:
-                on_step(index * total + done, gen.count * total)
+                on_step(first * total + done * len(chunk), gen.count * total)
 
-        yield MODES[gen.mode](components, gen, seed, embeds, image_step), seed
+        images = MODES[gen.mode](components, gen, chunk, embeds, batch_step)
+        yield from zip(images.split(1), chunk)

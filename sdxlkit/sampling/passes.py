@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from ..loading.components import SDXLComponents
-from ..schedulers import make_scheduler
+from ..schedulers import batchable, make_scheduler
 from .unet import UNetPart, assembled_unet
 
 OnStep = Callable[[int, int], None]
@@ -28,7 +28,7 @@ class DenoisePass:
     steps: int
     cfg: float
     scheduler: str
-    seed: int
+    seeds: list[int]  # one image per seed, denoised as one batch; image i's noise comes from seeds[i] alone
     embeds: object  # sdxlkit.prompts.PromptEmbeds
     parts: list[UNetPart] = field(default_factory=list)
     image_latents: torch.Tensor | None = None  # img2img / inpaint source, already encoded
@@ -61,7 +61,9 @@ def denoise(components: SDXLComponents, p: DenoisePass, on_step: OnStep | None =
         raise ValueError(f"pass kind {p.kind!r}; allowed: {', '.join(KINDS)}")
     if p.runs_no_step():
         return p.image_latents
-    scheduler = make_scheduler(p.scheduler, components.scheduler_config, seed=p.seed)
+    if len(p.seeds) > 1 and not batchable(p.scheduler):
+        raise ValueError(f"scheduler {p.scheduler!r} draws one noise for the whole batch: run its seeds one by one")
+    scheduler = make_scheduler(p.scheduler, components.scheduler_config, seed=p.seeds[0])
 
     def callback(pipe, i, t, kwargs):
         if on_step is not None:
@@ -73,7 +75,8 @@ def denoise(components: SDXLComponents, p: DenoisePass, on_step: OnStep | None =
                   negative_prompt_embeds=e.negative_prompt_embeds,
                   negative_pooled_prompt_embeds=e.negative_pooled_prompt_embeds,
                   num_inference_steps=p.steps, guidance_scale=p.cfg,
-                  generator=torch.Generator("cpu").manual_seed(p.seed),
+                  generator=[torch.Generator("cpu").manual_seed(seed) for seed in p.seeds],
+                  num_images_per_prompt=len(p.seeds),
                   width=p.width, height=p.height, output_type="latent", callback_on_step_end=callback)
     if p.kind != "txt2img":
         kwargs.update(image=p.image_latents, strength=p.strength)
