@@ -1,7 +1,6 @@
 """How many of a task's images share one denoising pass.
 
-On a GPU, as many as fit in the free memory (one CFG pair of UNet activations and a VAE decode per image, measured
-at about 1.5 GiB per image at 1024x1024 in bf16, scaled by pixels and element size); on the CPU one at a time,
+On a GPU, as many as fit in the free memory (loading.residency.working_bytes per image); on the CPU one at a time,
 since a batch is not faster there. A batch gives each image exactly the noise of its own seed, so its images are
 the ones a run of one image per seed gives, except where noise is drawn for the whole batch at once (the
 Brownian-tree SDE schedulers) or a decision is taken for the whole batch (the first-block cache): those run one by
@@ -10,9 +9,8 @@ one.
 
 from __future__ import annotations
 
+from .loading.residency import working_bytes
 from .schedulers import batchable
-
-WORKING_BYTES_PER_MEGAPIXEL = 1.5 * 2**30 / (1024 * 1024)  # bf16; float32 doubles it
 
 
 def shares_a_pass(gen) -> bool:
@@ -25,5 +23,5 @@ def batch_size(components, gen) -> int:
     if gen.count == 1 or not shares_a_pass(gen) or not str(components.device).startswith("cuda"):
         return 1
     free, _ = torch.cuda.mem_get_info(components.device)
-    per_image = WORKING_BYTES_PER_MEGAPIXEL * gen.width * gen.height * components.dtype.itemsize / 2
+    per_image = working_bytes(gen.width, gen.height, components.dtype.itemsize)
     return max(1, min(gen.count, int(free // per_image)))

@@ -21,6 +21,7 @@ from .accelerator import AcceleratorRequest
 from .controlnet import CONTROLNETS, Control, ControlNetPart
 from .ipadapter import IPAdapterPart, IPAdapterRequest, adapter_uses
 from .loading.components import SDXLComponents
+from .loading.residency import using
 from .lora import apply_loras
 from .prompts import encode_prompts
 from .sampling import DenoisePass, UNetPart, denoise
@@ -185,10 +186,11 @@ def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep |
     it raises (an interrupt) propagates."""
     apply_loras(components, gen.loras)
     guidance = gen.cfg > 1
-    embeds = encode_prompts((components.tokenizer, components.tokenizer_2),
-                            (components.text_encoder, components.text_encoder_2),
-                            gen.prompt, gen.negative_prompt if guidance else None,
-                            clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
+    with using(components, "text_encoder", "text_encoder_2"):
+        embeds = encode_prompts((components.tokenizer, components.tokenizer_2),
+                                (components.text_encoder, components.text_encoder_2),
+                                gen.prompt, gen.negative_prompt if guidance else None,
+                                clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
     size = batch_size(components, gen) if batch is None else batch
     if size > 1 and not shares_a_pass(gen):
         raise ValueError(f"the images of this generation cannot share a pass (scheduler {gen.scheduler!r} or the "

@@ -63,6 +63,8 @@ class RunOptions:
     allow_urls: bool = False
     allow_pickle: bool = False
     base_dir: Path | None = None  # for relative image paths in a task file
+    memory: str = "auto"  # sdxlkit.loading.residency.MEMORY_MODES
+    compile: bool = False  # sdxlkit.loading.compile
     resolve: Resolver | None = None  # (reference, kind) -> file; default: ModelsDir(models_dir).resolve
 
 
@@ -149,7 +151,8 @@ def _prepared(task: Task, images: dict[str, Image.Image], options: RunOptions, r
     spec = ModelSpec(
         checkpoint=resolve(task.get("model"), "checkpoints", "model"),
         vae=resolve(task.get("vae"), "vae", "vae") if task.has("vae") else None,
-        precision=options.precision, device=device, allow_pickle=options.allow_pickle,
+        precision=options.precision, device=device, allow_pickle=options.allow_pickle, memory=options.memory,
+        compile=options.compile,
     )
     return PreparedTask(task, spec, generation_for(task, images, resolve_file, root))
 

@@ -18,6 +18,7 @@ class SDXLComponents:
     source: str
     vae_fp16_safe: bool = False
     device: str = "cpu"
+    memory: str = "auto"  # where the parts live between uses (residency.py)
     # float32 twin of the VAE, made on first need by the NaN guard
     vae_fp32: Any = field(default=None, repr=False)
     # LoRA adapters resident in unet/text encoders (sdxlkit.lora.adapters.ResidentLoras), made on first need

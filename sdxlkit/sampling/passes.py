@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from ..loading.components import SDXLComponents
+from ..loading.residency import make_room, using, working_bytes
 from ..schedulers import batchable, make_scheduler
 from .unet import UNetPart, assembled_unet
 
@@ -82,5 +83,6 @@ def denoise(components: SDXLComponents, p: DenoisePass, on_step: OnStep | None =
         kwargs.update(image=p.image_latents, strength=p.strength)
     if p.kind == "inpaint":
         kwargs.update(mask_image=p.mask)
-    with assembled_unet(components.unet, p.parts, scheduler) as unet:
+    make_room(components, working_bytes(p.width, p.height, components.dtype.itemsize, len(p.seeds)))
+    with using(components, "unet"), assembled_unet(components.unet, p.parts, scheduler) as unet:
         return _pipeline(p.kind, components, scheduler, unet)(**kwargs).images
