@@ -15,6 +15,7 @@ Every line is also appended to DIR/gpu_peer.txt as it is measured, so a run cut 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import statistics
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 from _setup import ROOT, generation_parser
@@ -247,11 +249,6 @@ def main() -> None:
                                        args.preset, args.device)
     report(out, f"random {args.preset} checkpoint written in {time.perf_counter() - start:.1f} s")
 
-    for mode in ("auto", "lowvram"):
-        result = in_child(args, "memory", mode)
-        report(out, f"fresh process, memory={mode}: peak GPU memory {result.get('peak_gib', float('nan')):.2f} GiB, "
-                    f"first run {result.get('seconds', float('nan')):.2f} s {result.get('error', '')}")
-
     eager, compiled = Engine(args.checkpoint, out, args), Engine(args.checkpoint, out, args, compile=True)
     warm_eager = timed(eager.run, 0, PROMPTS[0])
     cold = timed(compiled.run, 0, PROMPTS[0])
@@ -259,13 +256,10 @@ def main() -> None:
     timed(compiled.run, 5, PROMPTS[1], steps=args.steps + 5)  # another prompt, seed and step count
     report(out, f"compiled first run {cold:.1f} s (eager first run {warm_eager:.1f} s); graphs compiled by a new "
                 f"prompt, seed and step count: {torch._dynamo.utils.counters['stats']['unique_graphs'] - graphs}")
-    warm = in_child(args, "warm")
-    report(out, f"compiled first run in a second process (disk cache warm): {warm.get('seconds', float('nan')):.1f} s "
-                f"{warm.get('error', '')}")
 
-    paths = {"engine eager": lambda s, p: eager.run(s, p), "engine compiled": lambda s, p: compiled.run(s, p),
-             "engine eager + DeepCache": lambda s, p: eager.run(s, p, accelerate=True),
-             "engine compiled + DeepCache": lambda s, p: compiled.run(s, p, accelerate=True)}
+    paths = {"engine eager": eager.run, "engine compiled": compiled.run,
+             "engine eager + DeepCache": partial(eager.run, accelerate=True),
+             "engine compiled + DeepCache": partial(compiled.run, accelerate=True)}
     paths["bare diffusers"] = bare_pipeline(eager.components, out, args)
     try:
         comfy_run, comfy_forward = comfy_path(args.checkpoint, out, args)
@@ -294,6 +288,16 @@ def main() -> None:
         forwards["ComfyUI UNet"] = comfy_forward()
     for name, forward in forwards.items():
         report(out, f"{name:28s} {ms_per_forward(forward):6.1f} ms per forward (batch 2)")
+    del eager, compiled, paths, forwards
+    gc.collect()
+    torch.cuda.empty_cache()
+    warm = in_child(args, "warm")
+    report(out, f"compiled first run in a second process (disk cache warm): {warm.get('seconds', float('nan')):.1f} s "
+                f"{warm.get('error', '')}")
+    for mode in ("auto", "lowvram"):
+        result = in_child(args, "memory", mode)
+        report(out, f"fresh process, memory={mode}: peak GPU memory {result.get('peak_gib', float('nan')):.2f} GiB, "
+                    f"first run {result.get('seconds', float('nan')):.2f} s {result.get('error', '')}")
 
 
 if __name__ == "__main__":
