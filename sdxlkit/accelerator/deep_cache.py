@@ -9,8 +9,8 @@ connections) and conv_out. Skipped, exactly as in the helper:
 - down block i > block, or i == block with layer >= layer (the whole block when layer is 0);
 - the middle block;
 - up block i > block (up blocks and their layers numbered from the output side), or i == block with layer > layer.
-Only the outermost skipped modules are wrapped (the helper wraps all of them and keeps every output): the result is
-the same, the memory is that of the features actually reused.
+Only the outermost skipped modules are stood in for (the helper patches all of them and keeps every output): the
+result is the same, the memory is that of the features actually reused.
 
 State lives in the part, which is made per pass: features never cross from one image, pass or run to another.
 ControlNet residuals still reach the computed layers (the shallow skip connections, which are where they act on
@@ -29,27 +29,56 @@ from .schedule import CacheSchedule
 LAYERS_PER_BLOCK = 3  # DeepCache's branch numbering: 3 layers per block (SDXL: 2 resnets + the sampler)
 
 
-def skipped_modules(unet: torch.nn.Module, branch: int) -> Iterator[torch.nn.Module]:
-    """The outermost modules a cached step skips for DeepCache branch `branch`."""
+def skipped_modules(unet: torch.nn.Module, branch: int) -> Iterator[tuple[torch.nn.Module, str]]:
+    """The outermost modules a cached step skips for DeepCache branch `branch`, as (parent, child name) pairs."""
     block, layer = divmod(branch, LAYERS_PER_BLOCK)
+
+    def children(container, keep) -> Iterator[tuple[torch.nn.Module, str]]:
+        yield from ((container, str(j)) for j in range(len(container or ())) if keep(j))
+
     for i, down in enumerate(unet.down_blocks):
         if i > block or (i == block and layer == 0):
-            yield down
+            yield unet.down_blocks, str(i)
         elif i == block:
-            yield from (m for j, m in enumerate(down.resnets) if j >= layer)
-            yield from (m for j, m in enumerate(getattr(down, "attentions", None) or []) if j >= layer)
-            if down.downsamplers is not None and len(down.resnets) >= layer:
-                yield from down.downsamplers
-    yield unet.mid_block
+            yield from children(down.resnets, lambda j: j >= layer)
+            yield from children(getattr(down, "attentions", None), lambda j: j >= layer)
+            if len(down.resnets) >= layer:
+                yield from children(down.downsamplers, lambda j: True)
+    yield unet, "mid_block"
     count = len(unet.up_blocks)
     for index, up in enumerate(unet.up_blocks):
         numbered = count - 1 - index
         if numbered > block:
-            yield up
+            yield unet.up_blocks, str(index)
         elif numbered == block:
             last = len(up.resnets) - 1
-            yield from (m for j, m in enumerate(up.resnets) if last - j > layer)
-            yield from (m for j, m in enumerate(getattr(up, "attentions", None) or []) if last - j > layer)
+            yield from children(up.resnets, lambda j: last - j > layer)
+            yield from children(getattr(up, "attentions", None), lambda j: last - j > layer)
+
+
+class Reused(torch.nn.Module):
+    """Stands in for a skipped module during a pass: computes and keeps its output on full steps, hands the kept
+    output back on cached steps. Standing in (rather than patching `forward`) leaves the module and any compiled
+    code of it untouched; its other attributes show through."""
+
+    def __init__(self, inner: torch.nn.Module, part: "DeepCachePart", key: int):
+        super().__init__()
+        self.inner = inner
+        self.part = part
+        self.key = key
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["inner"], name)
+
+    def forward(self, *args, **kwargs):
+        features = self.part.features
+        if self.part.reusing:
+            return features[self.key]
+        out = features[self.key] = self.inner(*args, **kwargs)
+        return out
 
 
 def branch_count(unet: torch.nn.Module) -> int:
@@ -75,29 +104,16 @@ class DeepCachePart(UNetPart):
         self.features: dict[int, object] = {}
         self.in_a_row = 0
         self.reusing = False
-        self.wrapped: list[tuple[torch.nn.Module, object]] = []
-        for module in skipped_modules(unet, self.branch):
-            self._wrap(module)
-
-    def _wrap(self, module: torch.nn.Module) -> None:
-        key, forward = len(self.wrapped), module.forward
-        self.wrapped.append((module, module.__dict__.get("forward")))
-
-        def cached_forward(*args, **kwargs):
-            if self.reusing:
-                return self.features[key]
-            out = self.features[key] = forward(*args, **kwargs)
-            return out
-
-        module.forward = cached_forward
+        self.replaced: list[tuple[torch.nn.Module, str, torch.nn.Module]] = []
+        for parent, name in skipped_modules(unet, self.branch):
+            module = parent._modules[name]
+            parent._modules[name] = Reused(module, self, len(self.replaced))
+            self.replaced.append((parent, name, module))
 
     def detach(self, unet: torch.nn.Module) -> None:
-        for module, own_forward in reversed(self.wrapped):
-            if own_forward is None:
-                del module.forward
-            else:
-                module.forward = own_forward
-        self.wrapped, self.features = [], {}
+        for parent, name, module in reversed(self.replaced):
+            parent._modules[name] = module
+        self.replaced, self.features = [], {}
 
     def __call__(self, call: UNetCall, forward):
         self.reusing = bool(self.features) and self.schedule.may_cache(call.step, call.total, self.in_a_row,

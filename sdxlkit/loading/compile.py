@@ -1,6 +1,7 @@
-"""Compiled mode: regional compilation of the UNet (torch.compile of each repeated transformer block, as diffusers'
-`compile_repeated_blocks` does for UNet2DConditionModel), so the first compile takes seconds per block shape rather
-than minutes for the whole network, with inductor's caches kept on disk so that a second process starts warm.
+"""Compiled mode: regional compilation of the UNet (torch.compile of each repeated block: the transformer blocks, as
+diffusers' `compile_repeated_blocks` does for UNet2DConditionModel, and the resnet blocks), so the first compile
+takes seconds per block shape rather than minutes for the whole network, with inductor's caches kept on disk so
+that a second process starts warm. Parts never patch a compiled block (DeepCache stands in for whole modules).
 
 What a block sees does not change with the prompt, the seed, the step count or LoRA weights (LoRAs are merged into
 the weights, which are inputs of the compiled code, not constants), so none of these recompiles; a new image size,
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-COMPILED_BLOCKS = ("BasicTransformerBlock",)
+COMPILED_BLOCKS = ("BasicTransformerBlock", "ResnetBlock2D")
 CACHE_ENV = "SDXLKIT_COMPILE_CACHE"
 # every block shape of one image size compiles once (SDXL: 2 per size and batch); leave room for several sizes
 SHAPES_PER_BLOCK = 64
