@@ -144,7 +144,7 @@ def comfy_path(checkpoint: Path, out: Path, args):
         device = comfy.model_management.get_torch_device()
         x = torch.randn(2, 4, args.size // 8, args.size // 8, device=device, dtype=dtype)
         context = torch.randn(2, 77, 2048, device=device, dtype=dtype)
-        y = torch.randn(2, diffusion.adm_in_channels, device=device, dtype=dtype)
+        y = torch.randn(2, diffusion.label_emb[0][0].in_features, device=device, dtype=dtype)  # SDXL's ADM vector
         t = torch.full((2,), 500.0, device=device)
         return lambda: diffusion(x, t, context=context, y=y)
 
@@ -237,6 +237,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--child", choices=["memory", "warm"], default=None)
     parser.add_argument("--memory", default="auto")
+    parser.add_argument("--repeats-e2e", type=int, default=None, help="end-to-end repeats (0: UNet, compile and "
+                                                                         "memory numbers only); default --repeats")
     args = parser.parse_args()
     if args.child:
         return child(args)
@@ -279,12 +281,12 @@ def main() -> None:
     for name, run in paths.items():  # warm-up
         timed(run, 0, PROMPTS[0])
     times: dict[str, list[float]] = {name: [] for name in paths}
-    for repeat in range(args.repeats):
+    for repeat in range(args.repeats if args.repeats_e2e is None else args.repeats_e2e):
         for name, run in paths.items():
             times[name].append(timed(run, 100 + repeat, PROMPTS[repeat % 2]))
     reference = "ComfyUI" if "ComfyUI" in paths else "bare diffusers"
-    base = statistics.median(times[reference])
-    for name, values in times.items():
+    base = statistics.median(times[reference] or [float("nan")])
+    for name, values in (times.items() if base == base else ()):
         median = statistics.median(values)
         report(out, f"{name:28s} median {median:6.2f} s  (min {min(values):5.2f}, max {max(values):5.2f})  "
                     f"{median / base:5.2f}x {reference}")
