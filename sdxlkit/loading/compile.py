@@ -1,7 +1,7 @@
-"""Compiled mode: regional compilation of the UNet (torch.compile of each repeated block: the transformer blocks, as
-diffusers' `compile_repeated_blocks` does for UNet2DConditionModel, and the resnet blocks), so the first compile
-takes seconds per block shape rather than minutes for the whole network, with inductor's caches kept on disk so
-that a second process starts warm. Parts never patch a compiled block (DeepCache stands in for whole modules).
+"""Compiled mode: regional compilation of the UNet (torch.compile of each repeated transformer block, as diffusers'
+`compile_repeated_blocks` does for UNet2DConditionModel), so the first compile takes seconds per block shape rather
+than minutes for the whole network, with inductor's caches kept on disk so that a second process starts warm.
+Parts never patch a compiled block (DeepCache stands in for whole modules).
 
 What a block sees does not change with the prompt, the seed, the step count or LoRA weights (LoRAs are merged into
 the weights, which are inputs of the compiled code, not constants), so none of these recompiles; a new image size,
@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-COMPILED_BLOCKS = ("BasicTransformerBlock", "ResnetBlock2D")
+# Measured on an H100 (bf16, 1024x1024, CFG batch 2): transformer blocks alone 57 ms per UNet forward against 68 ms
+# eager, compiled in ~11 s cold; adding the resnet blocks made it 78 ms and the cold compile 50 s.
+COMPILED_BLOCKS = ("BasicTransformerBlock",)
 CACHE_ENV = "SDXLKIT_COMPILE_CACHE"
 # every block shape of one image size compiles once (SDXL: 2 per size and batch); leave room for several sizes
 SHAPES_PER_BLOCK = 64
