@@ -56,6 +56,24 @@ def torch_device() -> str:
     return str(comfy.model_management.get_torch_device())
 
 
+def free_memory_for(spec) -> None:
+    """Before the pack loads a model onto the GPU, ComfyUI's memory manager (which does not see the pack's models)
+    unloads its own until the model's weights (its files' size; under lowvram the largest part, the UNet) and one
+    image's working memory fit."""
+    import comfy.model_management
+
+    device = comfy.model_management.get_torch_device()
+    if getattr(device, "type", "cpu") != "cuda":
+        return
+    from ..sdxlkit.loading.residency import working_bytes
+
+    path = Path(spec.checkpoint)
+    weights = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+    if spec.memory == "lowvram":
+        weights *= 0.75  # the UNet's share of an SDXL checkpoint
+    comfy.model_management.free_memory(weights + working_bytes(1024, 1024, 2), device)
+
+
 def progress_callback():
     """on_step(done, total) for the engine: moves ComfyUI's progress bar and raises if the user interrupted."""
     import comfy.model_management

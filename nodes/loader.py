@@ -10,6 +10,7 @@ from ..sdxlkit.loading.cache import MODEL_CACHE
 from ..sdxlkit.loading.components import SDXLComponents
 from ..sdxlkit.loading.loader import ModelSpec
 from ..sdxlkit.loading.precision import PRECISIONS
+from ..sdxlkit.loading.residency import MEMORY_MODES
 from . import host
 from ._api import io
 from .input_checks import CheckedNode
@@ -56,15 +57,23 @@ class SDXLKitLoader(CheckedNode):
                                tooltip="e.g. sdxl-vae-fp16-fix.safetensors; fp16 is used only for a VAE known to be fp16-safe"),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
                                tooltip="auto: fp32 on CPU, bf16 on CUDA when supported, else fp32"),
+                io.Combo.Input("memory", options=list(MEMORY_MODES), default="auto",
+                               tooltip="auto: parts stay on the GPU (idle ones leave when a pass needs the room); "
+                                       "lowvram: each part on the GPU only while it runs"),
+                io.Boolean.Input("compile", default=False,
+                                 tooltip="compile the UNet's transformer blocks (GPU; the first run per size compiles)"),
             ],
             outputs=[SdxlModel.Output(display_name="model")],
         )
 
     @classmethod
-    def execute(cls, ckpt_name: str, vae_name: str, precision: str) -> io.NodeOutput:
+    def execute(cls, ckpt_name: str, vae_name: str, precision: str, memory: str = "auto",
+                compile: bool = False) -> io.NodeOutput:
         checkpoint = checkpoint_path(ckpt_name)
         vae = None if vae_name == OWN_VAE else host.full_path("vae", vae_name)
-        spec = ModelSpec(checkpoint=checkpoint, vae=vae, precision=precision, device=host.torch_device())
+        spec = ModelSpec(checkpoint=checkpoint, vae=vae, precision=precision, device=host.torch_device(),
+                         memory=memory, compile=compile)
+        host.free_memory_for(spec)
         names = ComfyModelNames()
         loaded = LoadedModel(
             components=MODEL_CACHE.get(spec), spec=spec,

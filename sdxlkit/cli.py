@@ -50,6 +50,7 @@ def _options(args):
 
     return RunOptions(models_dir=Path(args.models), out_dir=Path(args.out), device=args.device,
                       precision=args.precision, allow_urls=args.allow_urls, allow_pickle=args.allow_pickle,
+                      memory="lowvram" if args.lowvram else "auto", compile=args.compile,
                       base_dir=getattr(args, "base_dir", None))
 
 
@@ -167,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto: fp32 on the CPU, bf16 on a GPU that supports it (else fp32)")
         p.add_argument("--allow-urls", action="store_true", help="let tasks reference http(s) image URLs")
         p.add_argument("--allow-pickle", action="store_true", help="allow .ckpt/.pt weight files (they can run code)")
+        p.add_argument("--compile", action="store_true",
+                       help="GPU: compile the UNet's repeated blocks (first run per image size takes longer; the "
+                            "compiled code is cached on disk, see $SDXLKIT_COMPILE_CACHE)")
+        p.add_argument("--lowvram", action="store_true",
+                       help="GPU with little memory: keep each model part on the GPU only while it runs (slower)")
 
     task_help = "a task JSON file (one task or an array), or an image saved by sdxlkit (it carries its task and seed)"
     p = sub.add_parser("run", parents=[verbose], help="run tasks and print the results as JSON",

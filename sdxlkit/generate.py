@@ -19,10 +19,13 @@ import torch
 from PIL import Image
 
 from . import masking, vae
-from .controlnet import CONTROLNETS, Control, ControlNetPart, StepWindow
+from .accelerator import AcceleratorRequest
+from .batching import batch_size, shares_a_pass
+from .controlnet import CONTROLNETS, Control, ControlNetPart
 from .embeddings import EMBEDDING_FILES, PromptEmbeddings
 from .ipadapter import IPAdapterPart, IPAdapterRequest, adapter_uses
 from .loading.components import SDXLComponents
+from .loading.residency import using
 from .lora import apply_loras
 from .photomaker.part import IdentityPart, start_merge_step
 from .photomaker.prompt import IdentityEmbeds
@@ -32,6 +35,7 @@ from .refiner import RefinerRequest
 from .refiner.handoff import Refining, hand_off, load_refiner
 from .sampling import DenoisePass, UNetPart, denoise
 from .sampling.passes import OnStep
+from .sampling.window import StepWindow
 
 if TYPE_CHECKING:
     from .faces import FaceDetailer
@@ -78,6 +82,7 @@ class Generation:
     photomaker: PhotoMakerRequest | None = None
     refiner: RefinerRequest | None = None
     embeddings: list[tuple[Path, float]] = field(default_factory=list)  # textual inversion files and weights
+    accelerator: AcceleratorRequest | None = None
 
     @property
     def mode(self) -> str:
@@ -103,14 +108,16 @@ def _paste(base: torch.Tensor, patch: torch.Tensor, mask: Image.Image, box: tupl
     if patch.shape[-2:] != (y1 - y0, x1 - x0):
         patch = torch.nn.functional.interpolate(patch, size=(y1 - y0, x1 - x0), mode="bicubic", antialias=True).clamp(0, 1)
     alpha = _to_tensor(masking.feathered(mask, radius).crop(box).convert("RGB"))[:, :1]
-    out = base.clone()
+    out = base.repeat(patch.shape[0], 1, 1, 1)
     out[..., y0:y1, x0:x1] = base[..., y0:y1, x0:x1] * (1 - alpha) + patch * alpha
     return out
 
 
-def _source_latents(components: SDXLComponents, image: Image.Image, seed: int) -> torch.Tensor:
-    generator = torch.Generator("cpu").manual_seed(seed)
-    return vae.encode(components, _to_tensor(image), generator).to(components.device, components.dtype)
+def _source_latents(components: SDXLComponents, image: Image.Image, seeds: list[int]) -> torch.Tensor:
+    """The image encoded once per seed: each image of a batch samples the VAE's latent distribution with its own."""
+    pixels = _to_tensor(image)
+    latents = [vae.encode(components, pixels, torch.Generator("cpu").manual_seed(seed)) for seed in seeds]
+    return torch.cat(latents).to(components.device, components.dtype)
 
 
 def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -142,6 +149,8 @@ def unet_parts(components: SDXLComponents, gen: Generation, embeds, box: tuple[i
     parts: list[UNetPart] = []
     if isinstance(embeds, IdentityEmbeds):  # outermost: the parts inside see the prompt of the step
         parts.append(IdentityPart(embeds, start_merge_step(gen.photomaker.strength, gen.steps), guidance=gen.cfg > 1))
+    if gen.accelerator:
+        parts += gen.accelerator.parts()
     ip_uses = adapter_uses(gen.ip_adapters, components.unet, components.dtype, components.device)
     if ip_uses:
         parts.append(IPAdapterPart(ip_uses, guidance=gen.cfg > 1))
@@ -151,9 +160,9 @@ def unet_parts(components: SDXLComponents, gen: Generation, embeds, box: tuple[i
     return parts
 
 
-def _pass(gen: Generation, kind: str, seed: int, embeds, parts: list[UNetPart], **inputs) -> DenoisePass:
+def _pass(gen: Generation, kind: str, seeds: list[int], embeds, parts: list[UNetPart], **inputs) -> DenoisePass:
     return DenoisePass(kind=kind, width=gen.width, height=gen.height, steps=gen.steps, cfg=gen.cfg,
-                       scheduler=gen.scheduler, seed=seed, embeds=embeds, parts=parts, **inputs)
+                       scheduler=gen.scheduler, seeds=seeds, embeds=embeds, parts=parts, **inputs)
 
 
 def _denoise(components: SDXLComponents, p: DenoisePass, on_step, refining: Refining | None) -> torch.Tensor:
@@ -161,21 +170,21 @@ def _denoise(components: SDXLComponents, p: DenoisePass, on_step, refining: Refi
     return denoise(components, p, on_step) if refining is None else hand_off(components, refining, p, on_step)
 
 
-def txt2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step,
+def txt2img(components: SDXLComponents, gen: Generation, seeds: list[int], embeds, on_step,
             refining: Refining | None = None) -> torch.Tensor:
-    p = _pass(gen, "txt2img", seed, embeds, unet_parts(components, gen, embeds))
+    p = _pass(gen, "txt2img", seeds, embeds, unet_parts(components, gen, embeds))
     return vae.decode(components, _denoise(components, p, on_step, refining))
 
 
-def img2img(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step,
+def img2img(components: SDXLComponents, gen: Generation, seeds: list[int], embeds, on_step,
             refining: Refining | None = None) -> torch.Tensor:
-    source = _source_latents(components, _fit(gen.seed_image, (gen.width, gen.height)), seed)
-    p = _pass(gen, "img2img", seed, embeds, unet_parts(components, gen, embeds), image_latents=source,
+    source = _source_latents(components, _fit(gen.seed_image, (gen.width, gen.height)), seeds)
+    p = _pass(gen, "img2img", seeds, embeds, unet_parts(components, gen, embeds), image_latents=source,
               strength=gen.strength)
     return vae.decode(components, _denoise(components, p, on_step, refining))
 
 
-def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step,
+def inpaint(components: SDXLComponents, gen: Generation, seeds: list[int], embeds, on_step,
             refining: Refining | None = None) -> torch.Tensor:
     """Inpaint and outpaint: repaint the mask's region (or the new border) and paste it back feathered."""
     size = (gen.width, gen.height)
@@ -188,8 +197,8 @@ def inpaint(components: SDXLComponents, gen: Generation, seed: int, embeds, on_s
         feather = masking.INPAINT_FEATHER
         box = (0, 0) + size if gen.mask_margin is None else masking.crop_region(mask, gen.mask_margin, gen.width / gen.height)
     source, source_mask = _fit(full.crop(box), size), _fit(mask.crop(box), size)
-    p = _pass(gen, "inpaint", seed, embeds, unet_parts(components, gen, embeds, box),
-              image_latents=_source_latents(components, source, seed), mask=source_mask, strength=gen.strength)
+    p = _pass(gen, "inpaint", seeds, embeds, unet_parts(components, gen, embeds, box),
+              image_latents=_source_latents(components, source, seeds), mask=source_mask, strength=gen.strength)
     latents = _denoise(components, p, on_step, refining)
     return _paste(_to_tensor(full), vae.decode(components, latents), mask, box, feather)
 
@@ -208,47 +217,58 @@ def prompt_embeds(components: SDXLComponents, gen: Generation, prompt: str, nega
         if gen.embeddings else None
     prompts = (components.tokenizers(), components.text_encoders(), prompt, negative_prompt if guidance else None)
     options = dict(clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
-    if photomaker is None:
-        return encode_prompts(*prompts, **options, zero_negative_when_empty=components.role != "refiner",
-                              embeddings=embeddings)
-    return identity_embeds(components, photomaker, *prompts, **options)  # runnable: never with embeddings
+    with using(components, "text_encoder", "text_encoder_2"):
+        if photomaker is None:
+            return encode_prompts(*prompts, **options, zero_negative_when_empty=components.role != "refiner",
+                                  embeddings=embeddings)
+        return identity_embeds(components, photomaker, *prompts, **options)  # runnable: never with embeddings
 
 
-def one_image(components: SDXLComponents, gen: Generation, seed: int, embeds, on_step,
-              refining: Refining | None) -> torch.Tensor:
-    """The mode's base image (at the hires fix's first-pass size when there is one; handed over to the refiner when
-    the task has one), then each post-pass in order; a post-pass the task does not ask for returns the image
-    unchanged."""
+def images_of(components: SDXLComponents, gen: Generation, seeds: list[int], embeds, on_step,
+              refining: Refining | None) -> Iterator[tuple[torch.Tensor, int]]:
+    """The mode's base images of `seeds` in one pass (at the hires fix's first-pass size when there is one; handed
+    over to the refiner when the task has one), then each image's post-passes in order; a post-pass the task does
+    not ask for returns the image unchanged."""
     from .faces import detail_faces  # the post-pass modules build on this one
     from .hires import first_pass, hires_fix
 
-    image = MODES[gen.mode](components, first_pass(gen), seed, embeds, on_step, refining)
-    image = hires_fix(components, gen, image, seed, embeds, on_step)
-    return detail_faces(components, gen, image, seed, on_step)
+    images = MODES[gen.mode](components, first_pass(gen), seeds, embeds, on_step, refining)
+    for image, seed in zip(images.split(1), seeds):
+        image = hires_fix(components, gen, image, seed, embeds, on_step)
+        yield detail_faces(components, gen, image, seed, on_step), seed
 
 
-def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None) -> list[tuple[torch.Tensor, int]]:
+def generate(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None,
+             batch: int | None = None) -> list[tuple[torch.Tensor, int]]:
     """All of `generate_each`'s images in a list."""
-    return list(generate_each(components, gen, on_step))
+    return list(generate_each(components, gen, on_step, batch))
 
 
 @torch.inference_mode()
-def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None) -> Iterator[tuple[torch.Tensor, int]]:
+def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep | None = None,
+                  batch: int | None = None) -> Iterator[tuple[torch.Tensor, int]]:
     """Run `gen.count` images with seeds seed, seed+1, ...; yields each (image [1,3,H,W] float 0..1 on CPU, seed) pair
-    as soon as it is done, so a caller can write image 1 before image 2 starts.
+    as soon as it is done (`batch` base images per pass, by default as many as memory allows: batching.py), so a
+    caller can write image 1 before image 2 starts.
 
-    on_step(done, total) is called after every denoising step; whatever it raises (an interrupt) propagates."""
+    on_step(done, total) is called after every denoising step, counting a step of a batch once per image; whatever
+    it raises (an interrupt) propagates."""
     apply_loras(components, gen.loras + photomaker_loras(gen.photomaker))
     embeds = prompt_embeds(components, gen, gen.prompt, gen.negative_prompt, gen.cfg, gen.photomaker)
     refining = None
     if gen.refiner is not None:
         refiner = load_refiner(components, gen.refiner)
         refining = Refining(refiner, prompt_embeds(refiner, gen, gen.prompt, gen.negative_prompt, gen.cfg), gen.refiner)
-    for index in range(gen.count):
-        seed = gen.seed + index
+    size = batch_size(components, gen) if batch is None else batch
+    if size > 1 and not shares_a_pass(gen):
+        raise ValueError(f"the images of this generation cannot share a pass (scheduler {gen.scheduler!r} or the "
+                         "first-block cache): batch must be 1")
+    seeds = [gen.seed + index for index in range(gen.count)]
+    for first in range(0, gen.count, size):
+        chunk = seeds[first:first + size]
 
-        def image_step(done: int, total: int, index=index):
+        def batch_step(done: int, total: int, first=first, chunk=chunk):
             if on_step is not None:
-                on_step(index * total + done, gen.count * total)
+                on_step(first * total + done * len(chunk), gen.count * total)
 
-        yield one_image(components, gen, seed, embeds, image_step, refining), seed
+        yield from images_of(components, gen, chunk, embeds, batch_step, refining)

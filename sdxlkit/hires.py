@@ -69,4 +69,4 @@ def hires_fix(components, gen: Generation, image: torch.Tensor, seed: int, embed
         return image
     refine = replace(gen, seed_image=to_pil(image)[0], outpaint=None, steps=schedule_for(hires.steps, hires.strength),
                      strength=hires.strength)
-    return (inpaint if gen.mode == "inpaint" else img2img)(components, refine, seed, embeds, on_step)
+    return (inpaint if gen.mode == "inpaint" else img2img)(components, refine, [seed], embeds, on_step)

@@ -15,6 +15,7 @@ from .task import schema
 from .task.model import Task
 
 URL_PREFIXES = ("http://", "https://")
+SDXL_DOWN_BLOCKS = 3
 
 
 def task_root(index: int, count: int) -> str:
@@ -89,10 +90,22 @@ def _photomaker(task: Task, root: str) -> list[Problem]:
     return [Problem(f"{root}.positivePrompt", error)] if error else []
 
 
+def _accelerator(task: Task, root: str) -> list[Problem]:
+    """DeepCache branches name layers of the U: 3 per down block, SDXL has 3."""
+    from .accelerator.deep_cache import LAYERS_PER_BLOCK
+
+    branch, most = task.get("acceleratorOptions.deepCacheBranchId"), LAYERS_PER_BLOCK * SDXL_DOWN_BLOCKS - 1
+    if task.has("acceleratorOptions") and branch > most:
+        return [Problem(f"{root}.acceleratorOptions.deepCacheBranchId", f"got {branch}; SDXL's UNet has DeepCache "
+                        f"branches 0..{most} (3 per down block; 0 caches the most, {most} only the middle block)")]
+    return []
+
+
 def field_problems(task: Task, root: str = "$") -> list[Problem]:
-    """What this engine cannot run yet, unmappable schedulers, adapter options SDXL has no use for, and prompts
-    PhotoMaker cannot find its person in."""
-    return _not_executable(task, root) + _scheduler(task, root) + _adapters(task, root) + _photomaker(task, root)
+    """What this engine cannot run yet, unmappable schedulers, adapter options SDXL has no use for, prompts
+    PhotoMaker cannot find its person in and DeepCache branches SDXL does not have."""
+    return (_not_executable(task, root) + _scheduler(task, root) + _adapters(task, root) + _photomaker(task, root)
+            + _accelerator(task, root))
 
 
 def geometry_problems(task: Task, images: dict[str, Image.Image], root: str = "$") -> list[Problem]:

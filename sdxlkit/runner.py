@@ -64,6 +64,8 @@ class RunOptions:
     allow_urls: bool = False
     allow_pickle: bool = False
     base_dir: Path | None = None  # for relative image paths in a task file
+    memory: str = "auto"  # sdxlkit.loading.residency.MEMORY_MODES
+    compile: bool = False  # sdxlkit.loading.compile
     resolve: Resolver | None = None  # (reference, kind) -> file; default: ModelsDir(models_dir).resolve
 
 
@@ -93,7 +95,7 @@ def _loras(task: Task, resolve) -> list[tuple[Path, float]]:
 
 
 def _controls(task: Task, images: dict[str, Image.Image], resolve) -> list:
-    from .controlnet import step_window
+    from .sampling.window import step_window
     from .generate import ControlRequest
 
     weight, mode = schema.default("controlNet[].weight"), schema.default("controlNet[].controlMode")
@@ -195,6 +197,7 @@ def check_embeddings(generation) -> None:
 
 
 def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver, root: str = "$"):
+    from .accelerator import accelerator_request
     from .generate import Generation
 
     named = _resolver(resolve, root)
@@ -212,6 +215,7 @@ def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver
         loras=_loras(task, named), controls=_controls(task, images, named),
         ip_adapters=_ip_adapters(task, images, named), hires=_hires(task, named), faces=_faces(task, named),
         photomaker=_photomaker(task, images, named), refiner=_refiner(task, named), embeddings=_embeddings(task, named),
+        accelerator=accelerator_request(task.data.get("acceleratorOptions"), task.get("steps")),
     )
 
 
@@ -225,7 +229,8 @@ def _prepared(task: Task, images: dict[str, Image.Image], options: RunOptions, r
     spec = ModelSpec(
         checkpoint=resolve(task.get("model"), "checkpoints", "model"),
         vae=resolve(task.get("vae"), "vae", "vae") if task.has("vae") else None,
-        precision=options.precision, device=device, allow_pickle=options.allow_pickle,
+        precision=options.precision, device=device, allow_pickle=options.allow_pickle, memory=options.memory,
+        compile=options.compile,
     )
     generation = generation_for(task, images, resolve_file, root)
     check_embeddings(generation)

@@ -284,6 +284,12 @@ def pin_sigma_schedule(scheduler, schedule: str) -> None:
     scheduler.set_timesteps = set_timesteps
 
 
+def batchable(name: str) -> bool:
+    """Whether images of several seeds can share a pass: every scheduler but the Brownian-tree SDE ones draws each
+    image's noise from that image's own generator."""
+    return check_scheduler(name).cls != SDE
+
+
 def make_scheduler(name: str, base_config: dict, *, seed: int | None = None):
     """A fresh diffusers scheduler for ``name``: ``Class.from_config(base_config, **overrides)``, with the name's
     sigma schedule pinned (:func:`pin_sigma_schedule`).

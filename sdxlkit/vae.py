@@ -14,6 +14,7 @@ import torch
 
 from .errors import SdxlKitError
 from .loading.components import SDXLComponents
+from .loading.residency import using
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,11 @@ def _decode_one(vae, z: torch.Tensor, tile: bool) -> torch.Tensor:
 
 def decode(components: SDXLComponents, latents: torch.Tensor) -> torch.Tensor:
     """Latents [B,4,h,w] (scaled as the UNet sees them) -> images [B,3,H,W] float32 in 0..1 on the CPU."""
+    with using(components, "vae"):
+        return _decode(components, latents)
+
+
+def _decode(components: SDXLComponents, latents: torch.Tensor) -> torch.Tensor:
     vae = components.vae
     scale = vae.config.scaling_factor
     tile = latents.shape[-1] * latents.shape[-2] * 64 > TILE_ABOVE_PIXELS
@@ -75,6 +81,11 @@ def _encode_one(vae, pixels: torch.Tensor, generator: torch.Generator | None) ->
 
 def encode(components: SDXLComponents, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Images [B,3,H,W] in 0..1 -> latents [B,4,H/8,W/8] scaled by the VAE's scaling factor (float32)."""
+    with using(components, "vae"):
+        return _encode(components, images, generator)
+
+
+def _encode(components: SDXLComponents, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     vae = components.vae
     out = []
     for i in range(images.shape[0]):

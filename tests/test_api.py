@@ -63,11 +63,11 @@ def test_admitted_tasks_get_a_seed_and_the_engine_sees_no_delivery_fields():
 
 def test_unsupported_fields_and_internal_errors_have_their_own_codes():
     with pytest.raises(TaskValidationError) as info:
-        check_runnable(Task(task(1, acceleratorOptions={}, scheduler="IPNDMScheduler")), {})
+        check_runnable(Task(task(1, ttl=60, scheduler="IPNDMScheduler")), {})
     body, status = error_response(info.value, [task(0), task(1)], task_uuid=UUIDS[1])
     by_parameter = {e["parameter"]: e for e in body["errors"]}
-    assert status == 400 and set(by_parameter) == {"acceleratorOptions", "scheduler"}
-    assert by_parameter["acceleratorOptions"]["code"] == "unsupportedParameter" and by_parameter["scheduler"]["code"] == "unsupportedScheduler"
+    assert status == 400 and set(by_parameter) == {"ttl", "scheduler"}
+    assert by_parameter["ttl"]["code"] == "unsupportedParameter" and by_parameter["scheduler"]["code"] == "unsupportedScheduler"
     assert {e["taskUUID"] for e in body["errors"]} == {UUIDS[1]}  # the task checked, in a request of two
     body, status = error_response(RuntimeError("CUDA out of memory"), task_uuid=UUIDS[0])
     assert status == 500 and body["errors"][0]["code"] == "internalError"

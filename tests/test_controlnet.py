@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sdxlkit.controlnet import Control, ControlNetCache, ControlNetPart, load_controlnet, residual_scales, step_window
+from sdxlkit.controlnet import Control, ControlNetCache, ControlNetPart, load_controlnet, residual_scales
+from sdxlkit.sampling.window import step_window
 from sdxlkit.controlnet.part import scaled_residuals
 from sdxlkit.errors import ModelLoadError
 from sdxlkit.generate import ControlRequest, Generation, generate

@@ -26,7 +26,7 @@ PACK_NODES = ("SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXL
               "SDXLKit_Delivery", "SDXLKit_Safety")
 INFERENCE = "SDXLKit_ImageInference"
 PART_INPUTS = ["denoise", "inpaint", "outpaint", "delivery", "safety", "ip_adapter_stack", "photomaker", "hires_fix",
-               "face_detailer", "refiner", "embedding_stack"]
+               "face_detailer", "refiner", "embedding_stack", "accelerator"]
 WIDGET_IO = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 
@@ -159,14 +159,33 @@ def test_layout_of_a_full_task_reads_left_to_right(tmp_path):
 
 # --- fields no node holds ---
 
-@pytest.mark.parametrize("fields,named", [
-    ({"refiner": {"model": "civitai:101055@128078"}, "ttl": 120}, "refiner"),
-    ({"acceleratorOptions": {}}, "acceleratorOptions"),
-])
-def test_fields_of_features_without_a_node_are_refused_by_name(fields, named):
+def test_fields_no_node_holds_are_refused_by_name(monkeypatch):
+    """Every field has a node today; a field a future schema adds before its node must be refused, not dropped."""
+    from sdxlkit.graph import from_task
+
+    monkeypatch.setattr(from_task, "MAPPINGS", {k: m for k, m in from_task.MAPPINGS.items()
+                                                if k != "SDXLKit_AcceleratorCache"})
     for to in ("api", "workflow"):
-        with pytest.raises(GraphConversionError, match=f"no node holds these task fields[^.]*: {named}\\."):
-            convert(TASK | fields, to)
+        with pytest.raises(GraphConversionError, match="no node holds these task fields[^.]*: acceleratorOptions\\."):
+            convert(TASK | {"acceleratorOptions": {}, "ttl": 120}, to)
+
+
+def test_accelerator_options_live_on_the_accelerator_cache_node():
+    task = TASK | {"acceleratorOptions": {"deepCache": True, "deepCacheInterval": 4, "cacheStartStepPercentage": 10}}
+    prompt = tasks_to_api(task)
+    accelerator_id, accelerator = node_of(prompt, "SDXLKit_AcceleratorCache")
+    assert accelerator["inputs"] == {
+        "deep_cache": True, "deep_cache_interval": 4, "deep_cache_branch_id": 0, "tea_cache": False,
+        "tea_cache_distance": 0.5, "cache_start_step": -1, "cache_end_step": 0, "cache_start_percent": 10,
+        "cache_end_percent": 0, "max_consecutive_cached": 3}
+    assert node_of(prompt, INFERENCE)[1]["inputs"]["accelerator"] == [accelerator_id, 0]
+    assert graph_to_tasks(prompt) == [task]
+    for node in prompt.values():  # built from scratch: every set widget written, the unset windows left out
+        node["_meta"] = {}
+    (result,) = graph_to_tasks(prompt)
+    assert result["acceleratorOptions"] == {
+        "deepCache": True, "deepCacheInterval": 4, "deepCacheBranchId": 0, "teaCache": False, "teaCacheDistance": 0.5,
+        "cacheStartStepPercentage": 10, "cacheMaxConsecutiveSteps": 3}
 
 
 def test_delivery_and_safety_fields_live_on_their_option_nodes():

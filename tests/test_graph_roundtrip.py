@@ -20,7 +20,7 @@ from sdxlkit.task.model import parse_tasks
 from sdxlkit.task.validate import task_problems
 
 # Schema fields of features that have no node yet (each feature's node takes its field off this list).
-NO_NODE_YET = {"acceleratorOptions"}
+NO_NODE_YET: set[str] = set()
 
 UUID = "7c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 BASE = {"taskType": "imageInference", "taskUUID": UUID, "model": "sd_xl_base_1.0.safetensors",
@@ -67,6 +67,9 @@ def examples():
              "endStepPercentage": 80},
             {"model": "lineart", "guideImage": guide, "controlMode": "balanced", "startStepPercentage": 0, "endStep": 20},
             {"model": "tile", "guideImage": guide, "startStep": 0, "endStepPercentage": 100}]},
+        "accelerator": BASE | {"seed": 8, "steps": 30, "acceleratorOptions": {
+            "deepCache": True, "deepCacheInterval": 4, "deepCacheBranchId": 1, "cacheStartStep": 0,
+            "cacheEndStepPercentage": 90, "teaCache": False, "cacheMaxConsecutiveSteps": 5}},
         "ip_adapters": BASE | {"seed": 6, "ipAdapters": [
             {"model": "runware:55@1", "guideImages": [guide]},
             {"model": "runware:55@2", "guideImages": [guide, seed, data_uri(make_image((40, 24), seed=9))],
@@ -255,6 +258,26 @@ def ip_adapter_entries(draw, dirs):
 
 
 @st.composite
+def accelerator_options(draw, steps):
+    options = draw(st.fixed_dictionaries({}, optional={
+        "deepCache": st.booleans(), "deepCacheInterval": st.integers(1, 10), "deepCacheBranchId": st.integers(0, 8),
+        "teaCache": st.booleans(), "teaCacheDistance": st.floats(0, 1),
+        "cacheMaxConsecutiveSteps": st.integers(1, 5)}))
+    if steps > 1:
+        start = draw(st.sampled_from([None, "step", "percent"]))
+        if start == "step":
+            options["cacheStartStep"] = draw(st.integers(0, (steps - 1) // 2))
+        elif start == "percent":
+            options["cacheStartStepPercentage"] = draw(st.integers(0, 49))
+        end = draw(st.sampled_from([None, "step", "percent"]))
+        if end == "step":
+            options["cacheEndStep"] = draw(st.integers(steps // 2 + 1, steps))
+        elif end == "percent":
+            options["cacheEndStepPercentage"] = draw(st.integers(51, 100))
+    return options
+
+
+@st.composite
 def tasks(draw, dirs):
     """A valid task with any combination of the fields that have a node."""
     task = {"taskType": "imageInference", "taskUUID": str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1)), version=4)),
@@ -328,6 +351,7 @@ def tasks(draw, dirs):
             task["refiner"]["startStep"] = draw(st.integers(2, min(steps - 1, 50)))
         elif start == "percent":
             task["refiner"]["startStepPercentage"] = draw(st.integers(1, 99).filter(lambda p: 1 <= steps * p // 100 < steps))
+    optional(draw, task, "acceleratorOptions", accelerator_options(steps))
     assert task_problems(task) == [], task_problems(task)
     return task
 

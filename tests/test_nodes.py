@@ -51,7 +51,7 @@ def test_pack_registers_only_through_entrypoint(pack):
     assert ids == {"SDXLKit_Loader", "SDXLKit_LoraStack", "SDXLKit_ControlNet", "SDXLKit_IPAdapter", "SDXLKit_Inference", "SDXLKit_Save",
                    "SDXLKit_TaskExport", "SDXLKit_ImageInference", "SDXLKit_Denoise", "SDXLKit_InpaintOptions",
                    "SDXLKit_Outpaint", "SDXLKit_Delivery", "SDXLKit_Safety", "SDXLKit_HiresFix", "SDXLKit_FaceDetailer",
-                   "SDXLKit_PhotoMaker", "SDXLKit_Refiner", "SDXLKit_Embeddings"}
+                   "SDXLKit_PhotoMaker", "SDXLKit_Refiner", "SDXLKit_Embeddings", "SDXLKit_AcceleratorCache"}
 
 
 def test_old_inference_node_is_deprecated_and_the_new_one_small(pack):

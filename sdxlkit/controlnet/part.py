@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from ..sampling.unet import UNetCall, UNetPart
-from .scales import StepWindow, residual_scales, zeroes_uncond
+from ..sampling.window import StepWindow
+from .scales import residual_scales, zeroes_uncond
 
 
 @dataclass

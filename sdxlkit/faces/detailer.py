@@ -76,9 +76,9 @@ def _face_pass(components, gen: Generation, image: torch.Tensor, face, seed: int
     ImageDraw.Draw(mask).rectangle((face[0], face[1], face[2] - 1, face[3] - 1), fill=255)
     face_gen = replace(gen, cfg=settings.cfg)
     p = DenoisePass(kind="inpaint", width=size[0], height=size[1], steps=schedule_for(settings.steps, settings.strength),
-                    cfg=settings.cfg, scheduler=gen.scheduler, seed=seed, embeds=embeds,
+                    cfg=settings.cfg, scheduler=gen.scheduler, seeds=[seed], embeds=embeds,
                     parts=unet_parts(components, face_gen, embeds, crop, size),
-                    image_latents=_source_latents(components, full.crop(crop).resize(size, Image.LANCZOS), seed),
+                    image_latents=_source_latents(components, full.crop(crop).resize(size, Image.LANCZOS), [seed]),
                     mask=mask.crop(crop).resize(size, Image.NEAREST), strength=settings.strength)
     return _paste(image, vae.decode(components, denoise(components, p, on_step)), mask, crop, settings.blur)
 

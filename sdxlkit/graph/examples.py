@@ -41,6 +41,7 @@ EXAMPLES = {  # twin name -> template title (the workflow's file name)
     "hires_fix": "SDXL 12 - Hires fix",
     "face_detailer": "SDXL 13 - Face detailer",
     "refiner_embedding": "SDXL 14 - Refiner with an embedding",
+    "accelerator_cache": "SDXL 15 - Accelerator cache (DeepCache)",
 }
 KINDS = {"model": "checkpoints", "vae": "vae"}
 

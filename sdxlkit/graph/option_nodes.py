@@ -1,5 +1,5 @@
 """Option nodes: small nodes whose widgets each edit one task field, wired into an optional input of the
-SDXL Inference node (img2img strength, inpaint and outpaint options, delivery, safety). A graph without one is a
+SDXL Inference node (img2img strength, inpaint and outpaint options, delivery, safety, the accelerator cache). A graph without one is a
 task without its fields, so a txt2img graph shows none of them.
 
 Kept in the engine because both the ComfyUI nodes (nodes/options.py) and the graph <-> task conversion
@@ -97,4 +97,29 @@ SAFETY = OptionNode(
     (OptionWidget("check_content", "safety.checkContent"), OptionWidget("mode", "safety.mode")),
     "The task's content-moderation options (safety.checkContent, safety.mode).")
 
-OPTION_NODES = (DENOISE, INPAINT, OUTPAINT, DELIVERY, SAFETY)
+ACCELERATOR = OptionNode(
+    "SDXLKit_AcceleratorCache", "SDXL Accelerator Cache", "accelerator", "SDXLKIT_ACCELERATOR",
+    (OptionWidget("deep_cache", "acceleratorOptions.deepCache",
+                  tooltip="DeepCache: reuse the UNet's deep features between refresh steps"),
+     OptionWidget("deep_cache_interval", "acceleratorOptions.deepCacheInterval",
+                  tooltip="a full UNet step every this many steps (1 = no caching)"),
+     OptionWidget("deep_cache_branch_id", "acceleratorOptions.deepCacheBranchId",
+                  tooltip="where the shallow path leaves the U: 0 skips the most (fastest), 8 only the middle block"),
+     OptionWidget("tea_cache", "acceleratorOptions.teaCache",
+                  tooltip="first-block cache: skip the rest of the UNet while its first block barely changes"),
+     OptionWidget("tea_cache_distance", "acceleratorOptions.teaCacheDistance",
+                  tooltip="0 favours quality (never reuses), 1 speed; threshold = 0.24 x distance"),
+     OptionWidget("cache_start_step", "acceleratorOptions.cacheStartStep", unset=-1, minimum=-1,
+                  tooltip="first step that may be cached; -1 = not set"),
+     OptionWidget("cache_end_step", "acceleratorOptions.cacheEndStep", unset=0, minimum=0,
+                  tooltip="caching stops before this step; 0 = not set (the last step)"),
+     OptionWidget("cache_start_percent", "acceleratorOptions.cacheStartStepPercentage", unset=-1, minimum=-1,
+                  tooltip="the same as a percentage of the steps; -1 = not set"),
+     OptionWidget("cache_end_percent", "acceleratorOptions.cacheEndStepPercentage", unset=0, minimum=0,
+                  tooltip="the same as a percentage of the steps; 0 = not set"),
+     OptionWidget("max_consecutive_cached", "acceleratorOptions.cacheMaxConsecutiveSteps",
+                  tooltip="a full step is forced after this many cached steps in a row")),
+    "Speeds up sampling by reusing UNet work between steps (acceleratorOptions): DeepCache, and a first-block "
+    "cache under the task field teaCache. Set either window as steps or as percentages, not both.")
+
+OPTION_NODES = (DENOISE, INPAINT, OUTPAINT, DELIVERY, SAFETY, ACCELERATOR)

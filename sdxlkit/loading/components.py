@@ -19,6 +19,7 @@ class SDXLComponents:
     vae_fp16_safe: bool = False
     device: str = "cpu"
     role: str = "base"  # "refiner": no CLIP-L (text_encoder/tokenizer None), UNet conditioned on an aesthetic score
+    memory: str = "auto"  # where the parts live between uses (residency.py)
     # float32 twin of the VAE, made on first need by the NaN guard
     vae_fp32: Any = field(default=None, repr=False)
     # LoRA adapters resident in unet/text encoders (sdxlkit.lora.adapters.ResidentLoras), made on first need

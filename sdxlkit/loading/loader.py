@@ -12,9 +12,11 @@ from functools import partial
 from pathlib import Path
 
 from ..errors import ModelNotFound
+from .compile import compile_unet
 from .components import SDXLComponents
 from .diffusers_folder import is_diffusers_folder, load_diffusers_folder
 from .precision import fp16_safe, resolve_dtypes
+from .residency import MEMORY_MODES
 from .single_file import ROLES, load_single_file
 from .tokenizers import load_clip_tokenizers
 from .vae_file import load_vae_file
@@ -32,6 +34,8 @@ class ModelSpec:
     device: str = "cpu"
     allow_pickle: bool = False
     role: str = "base"
+    memory: str = "auto"  # residency.MEMORY_MODES
+    compile: bool = False  # compile.py
 
     def cache_key(self) -> tuple:
         def stamp(p: Path | None):
@@ -40,7 +44,8 @@ class ModelSpec:
             st = Path(p).stat()
             return (str(Path(p).resolve()), st.st_size, st.st_mtime_ns)
 
-        return (stamp(self.checkpoint), stamp(self.vae), self.precision, self.device, self.allow_pickle, self.role)
+        return (stamp(self.checkpoint), stamp(self.vae), self.precision, self.device, self.allow_pickle, self.role,
+                self.memory, self.compile)
 
 
 def load_sdxl(spec: ModelSpec) -> SDXLComponents:
@@ -60,11 +65,15 @@ def load_sdxl(spec: ModelSpec) -> SDXLComponents:
     else:
         vae_fp16_safe = fp16_safe(configs["vae"])
     tokenizer, tokenizer_2 = load_clip_tokenizers()
+    if spec.memory not in MEMORY_MODES:
+        raise ValueError(f"memory mode {spec.memory!r}; allowed: {', '.join(MEMORY_MODES)}")
     for module in modules.values():
-        module.to(spec.device)
+        module.to("cpu" if spec.memory == "lowvram" else spec.device)
+    if spec.compile:
+        compile_unet(modules["unet"])
     log.info("loaded %s %s (unet %s) on %s", role.name, Path(spec.checkpoint).name, modules["unet"].dtype, spec.device)
     return SDXLComponents(unet=modules["unet"], vae=modules.get("vae"), text_encoder=modules.get("text_encoder"),
                           text_encoder_2=modules["text_encoder_2"],
                           tokenizer=tokenizer if "text_encoder" in modules else None, tokenizer_2=tokenizer_2,
                           scheduler_config=dict(configs["scheduler"]), source=str(spec.checkpoint),
-                          vae_fp16_safe=vae_fp16_safe, device=spec.device, role=role.name)
+                          vae_fp16_safe=vae_fp16_safe, device=spec.device, role=role.name, memory=spec.memory)

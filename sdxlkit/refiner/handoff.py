@@ -29,7 +29,7 @@ from .switch import RefinerRequest
 
 def switch_fraction(components: SDXLComponents, p: DenoisePass, switch: int) -> float:
     """The denoising_end / denoising_start that splits the pass's schedule before step `switch`."""
-    scheduler = make_scheduler(p.scheduler, components.scheduler_config, seed=p.seed)
+    scheduler = make_scheduler(p.scheduler, components.scheduler_config, seed=p.seeds[0])
     scheduler.set_timesteps(p.steps)
     steps = scheduler.timesteps[::scheduler.order].tolist()  # second-order schedulers repeat each timestep
     midpoint = (steps[switch - 1] + steps[switch]) / 2

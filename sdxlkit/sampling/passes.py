@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 
 from ..loading.components import SDXLComponents
-from ..schedulers import make_scheduler
+from ..loading.residency import make_room, using, working_bytes
+from ..schedulers import batchable, make_scheduler
 from .unet import UNetPart, assembled_unet
 
 OnStep = Callable[[int, int], None]
@@ -34,7 +35,7 @@ class DenoisePass:
     steps: int
     cfg: float
     scheduler: str
-    seed: int
+    seeds: list[int]  # one image per seed, denoised as one batch; image i's noise comes from seeds[i] alone
     embeds: object  # sdxlkit.prompts.PromptEmbeds
     parts: list[UNetPart] = field(default_factory=list)
     image_latents: torch.Tensor | None = None  # img2img / inpaint source, already encoded
@@ -60,6 +61,8 @@ def schedule_for(steps: int, strength: float) -> int:
     while n > steps and int((n - 1) * strength) >= steps:
         n -= 1
     return n
+
+
 def _takes_aesthetic_score(components: SDXLComponents) -> bool:
     """Whether the UNet's time ids end with an aesthetic score (5 numbers) instead of a target size (6), read off
     its added-embedding width as diffusers' _get_add_time_ids checks it."""
@@ -91,7 +94,9 @@ def denoise(components: SDXLComponents, p: DenoisePass, on_step: OnStep | None =
         raise ValueError(f"pass kind {p.kind!r}; allowed: {', '.join(KINDS)}")
     if p.runs_no_step():
         return p.image_latents
-    scheduler = make_scheduler(p.scheduler, components.scheduler_config, seed=p.seed)
+    if len(p.seeds) > 1 and not batchable(p.scheduler):
+        raise ValueError(f"scheduler {p.scheduler!r} draws one noise for the whole batch: run its seeds one by one")
+    scheduler = make_scheduler(p.scheduler, components.scheduler_config, seed=p.seeds[0])
 
     def callback(pipe, i, t, kwargs):
         if on_step is not None:
@@ -103,7 +108,8 @@ def denoise(components: SDXLComponents, p: DenoisePass, on_step: OnStep | None =
                   negative_prompt_embeds=e.negative_prompt_embeds,
                   negative_pooled_prompt_embeds=e.negative_pooled_prompt_embeds,
                   num_inference_steps=p.steps, guidance_scale=p.cfg,
-                  generator=torch.Generator("cpu").manual_seed(p.seed),
+                  generator=[torch.Generator("cpu").manual_seed(seed) for seed in p.seeds],
+                  num_images_per_prompt=len(p.seeds),
                   width=p.width, height=p.height, output_type="latent", callback_on_step_end=callback,
                   denoising_end=p.denoising_end)
     if p.kind != "txt2img":
@@ -111,5 +117,6 @@ def denoise(components: SDXLComponents, p: DenoisePass, on_step: OnStep | None =
                       aesthetic_score=p.aesthetic_score, negative_aesthetic_score=p.negative_aesthetic_score)
     if p.kind == "inpaint":
         kwargs.update(mask_image=p.mask)
-    with assembled_unet(components.unet, p.parts, scheduler) as unet:
+    make_room(components, working_bytes(p.width, p.height, components.dtype.itemsize, len(p.seeds)))
+    with using(components, "unet"), assembled_unet(components.unet, p.parts, scheduler) as unet:
         return _pipeline(p.kind, components, scheduler, unet)(**kwargs).images

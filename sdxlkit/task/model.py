@@ -12,7 +12,7 @@ from .validate import validate_tasks
 
 # Fields the engine cannot execute yet. Each later feature removes its entry.
 NOT_EXECUTABLE_YET = (
-    "acceleratorOptions", "webhookURL", "uploadEndpoint", "ttl",
+    "webhookURL", "uploadEndpoint", "ttl",
 )
 
 # Defaults for fields whose schema gives none (the server's behaviour is undocumented there).

@@ -23,8 +23,10 @@ UUID_PROPERTY = "taskUUID"  # node property (UI) / _meta key (API) keeping the t
 SEED_BITS = 32
 # The parts, in input order. A new option node adds its Part here (see part.py); keep the order, saved UI
 # workflows address inputs by name but older frontends by slot.
-PARTS = (*options.PARTS, ip_adapter.PART, photomaker.PART, post_passes.HIRES_PART, post_passes.FACES_PART,
-         refiner.PART, embeddings.PART)
+PARTS = (*(options.PARTS[node] for node in ("SDXLKit_Denoise", "SDXLKit_InpaintOptions", "SDXLKit_Outpaint",
+                                              "SDXLKit_Delivery", "SDXLKit_Safety")),
+         ip_adapter.PART, photomaker.PART, post_passes.HIRES_PART, post_passes.FACES_PART, refiner.PART, embeddings.PART,
+         options.PARTS["SDXLKit_AcceleratorCache"])
 
 
 def _int(name: str, path: str, **kwargs) -> Widget:

@@ -1,4 +1,5 @@
-"""SDXLKit_Loader: the task's `model` and `vae` (precision is not a task field: "auto" when built from a task)."""
+"""SDXLKit_Loader: the task's `model` and `vae` (precision, memory and compile are how this machine runs it, not task
+fields: their defaults when built from a task)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def build(task: dict, graph: Graph, options: ConvertOptions) -> Link:
 
 MAPPING = NodeMapping(
     class_type="SDXLKit_Loader", title="SDXL Loader (VAE fix)", column=0,
-    inputs=(Widget("ckpt_name", "COMBO", None), Widget("vae_name", "COMBO", OWN_VAE), Widget("precision", "COMBO", "auto")),
+    inputs=(Widget("ckpt_name", "COMBO", None), Widget("vae_name", "COMBO", OWN_VAE), Widget("precision", "COMBO", "auto"),
+            Widget("memory", "COMBO", "auto"), Widget("compile", "BOOLEAN", False)),
     outputs=(Socket("model", "SDXLKIT_MODEL"),),
     evaluate=_evaluate, task_fields=("model", "vae"), width=340,
 )

@@ -33,4 +33,4 @@ def _part(spec: OptionNode) -> Part:
     return Part(mapping, build)
 
 
-PARTS = tuple(_part(spec) for spec in OPTION_NODES)
+PARTS = {spec.node_id: _part(spec) for spec in OPTION_NODES}
