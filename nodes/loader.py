@@ -57,10 +57,10 @@ class SDXLKitLoader(CheckedNode):
                                tooltip="e.g. sdxl-vae-fp16-fix.safetensors; fp16 is used only for a VAE known to be fp16-safe"),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
                                tooltip="auto: fp32 on CPU, bf16 on CUDA when supported, else fp32"),
-                io.Combo.Input("memory", options=list(MEMORY_MODES), default="auto",
+                io.Combo.Input("memory", options=list(MEMORY_MODES), default="auto", optional=True,
                                tooltip="auto: parts stay on the GPU (idle ones leave when a pass needs the room); "
                                        "lowvram: each part on the GPU only while it runs"),
-                io.Boolean.Input("compile", default=False,
+                io.Boolean.Input("compile", default=False, optional=True,
                                  tooltip="compile the UNet's transformer blocks (GPU; the first run per size compiles)"),
             ],
             outputs=[SdxlModel.Output(display_name="model")],

@@ -88,7 +88,7 @@ def test_faces_are_repainted_one_by_one_and_nothing_else_changes(components, mon
     stub = StubDetector(boxes)
     out = detail_faces(components, gen(), image, 40, detector=stub)
     assert stub.calls == [((160, 128), 0.5)]
-    assert [p.seed for p in passes] == [40, 41]                       # seed + face index
+    assert [p.seeds for p in passes] == [[40], [41]]                  # seed + face index
     assert [(p.kind, p.strength, p.cfg) for p in passes] == [("inpaint", 0.5, 4.0)] * 2
     assert [(p.width, p.height) for p in passes] == [(64, 64), (56, 64)]  # crops 84x84 and 84x96 -> longer side 64
     assert steps == [(i, 3, 8, 8) for i in range(3)] + [(i, 3, 8, 7) for i in range(3)]  # exactly 3 evaluations per face

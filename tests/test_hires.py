@@ -96,10 +96,10 @@ def test_hires_is_first_pass_then_upscale_then_img2img_with_the_same_seed(compon
     g = gen(upscaler_files[".pth"])
     ((image, _),) = generate(components, g)
     embeds = generate_module.prompt_embeds(components, g, g.prompt, g.negative_prompt, g.cfg)
-    small = txt2img(components, replace(g, width=64, height=64, hires=None), 11, embeds, None)
+    small = txt2img(components, replace(g, width=64, height=64, hires=None), [11], embeds, None)
     big = upscaled(components, small, g.hires.upscaler, (128, 128))
     expected = img2img(components, replace(g, hires=None, seed_image=to_pil(big)[0], steps=schedule_for(3, 0.6),
-                                           strength=0.6), 11, embeds, None)
+                                           strength=0.6), [11], embeds, None)
     assert torch.equal(image, expected)
     ((other, _),) = generate(components, replace(g, seed=12))
     assert (other - image).abs().mean() > 1e-3

@@ -176,7 +176,7 @@ def test_identity_starts_after_start_merge_step_by_step_index(pm, model, monkeyp
     monkeypatch.setattr(generate_module, "unet_parts", lambda *a, **k: original(*a, **k) + [recorder])
     gen = _gen(pm, steps=steps, photomaker=PhotoMakerRequest(pm[2], photos(2), strength=strength))
     generate(model, gen)
-    embeds = generate_module._prompt_embeds(model, gen)
+    embeds = generate_module.prompt_embeds(model, gen, gen.prompt, gen.negative_prompt, gen.cfg, gen.photomaker)
     start = int(strength / 100 * steps)
     assert start_merge_step(strength, steps) == start
     for step in range(steps):
@@ -201,7 +201,7 @@ def test_the_identity_switch_is_the_outermost_part_so_an_ip_adapter_runs_on_the_
     gen = _gen(pm, steps=6, ip_adapters=[adapter])
     generate(model, gen)
     assert made == [["IdentityPart", "IPAdapterPart"]]
-    embeds, start = generate_module._prompt_embeds(model, gen), start_merge_step(50, 6)
+    embeds, start = generate_module.prompt_embeds(model, gen, gen.prompt, gen.negative_prompt, gen.cfg, gen.photomaker), start_merge_step(50, 6)
     for step in range(6):  # what the IP-Adapter's attention (inside) and the UNet get as the text
         assert torch.equal(recorder.states[step], (embeds.identity if step > start else embeds).prompt_embeds[0]), step
 

@@ -117,7 +117,7 @@ def test_hand_off_from_leading_spacing_where_a_plain_fraction_misplaces_the_step
     # 30 leading-spaced steps: step 9 is t=661, and denoising_end=10/30 cuts at 667, so the base would run 9 steps
     steps = schedule(base, 30)
     assert steps[9] == 661 and round(1000 - 1000 * 10 / 30) == 667
-    p = type("P", (), {"scheduler": "Default", "seed": 0, "steps": 30})()
+    p = type("P", (), {"scheduler": "Default", "seeds": [0], "steps": 30})()
     fraction = handoff.switch_fraction(base, p, 10)
     cutoff = round(1000 - fraction * 1000)
     assert steps[9] >= cutoff > steps[10]

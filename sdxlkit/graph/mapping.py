@@ -57,7 +57,8 @@ class Socket:
 @dataclass(frozen=True)
 class Widget:
     """A widget input. `ui_only` widgets (LoadImage's upload button) have a value in the UI workflow only;
-    `control_after_generate` adds the frontend's control value ("fixed", "randomize", ...) after this one."""
+    `control_after_generate` adds the frontend's control value ("fixed", "randomize", ...) after this one;
+    `optional` widgets came after a release, last in their node: graphs saved before lack them and get the default."""
 
     name: str
     type: str
@@ -65,6 +66,7 @@ class Widget:
     control_after_generate: bool = False
     multiline: bool = False
     ui_only: bool = False
+    optional: bool = False
 
 
 def schema_default(path: str) -> Any:
@@ -187,15 +189,18 @@ class NodeMapping:
     def widgets_from_values(self, values: list | dict, node_id: str) -> dict:
         """Widget values by name from a UI workflow's widgets_values (list in widget order, or a dict by name)."""
         if isinstance(values, dict):
-            missing = [w.name for w in self.widgets if w.name not in values]
+            missing = [w.name for w in self.widgets if w.name not in values and not w.optional]
             if missing:
                 raise GraphConversionError(f"node {node_id} ({self.class_type}) has no value for {', '.join(missing)}")
-            return {w.name: values[w.name] for w in self.widgets}
+            return {w.name: values.get(w.name, w.default) for w in self.widgets}
         order = []
         for w in (i for i in self.inputs if isinstance(i, Widget)):
             order.append(w)
             if w.control_after_generate:
                 order.append(None)
+        saved_before = [w for w in order[len(values):] if w is not None and w.optional]
+        values = [*values, *(w.default for w in saved_before)] if len(saved_before) == len(order) - len(values) > 0 \
+            else values
         if len(values) != len(order):
             raise GraphConversionError(
                 f"node {node_id} ({self.class_type}) has {len(values)} widget values where this version of the node "

@@ -60,7 +60,7 @@ class _Evaluator:
                     f"{origin_id} ({origin.class_type}), which is not a {socket.type} output")
             values = self.outputs(origin_id)
             inputs[name] = Upstream(origin_id, origin.class_type, None if values is None else values[slot])
-        missing = [w.name for w in mapping.widgets if w.name not in node.widgets]
+        missing = [w.name for w in mapping.widgets if w.name not in node.widgets and not w.optional]
         if missing:
             raise GraphConversionError(f"node {node.id} ({node.class_type}) has no value for {', '.join(missing)}")
         return inputs

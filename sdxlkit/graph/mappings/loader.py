@@ -26,7 +26,7 @@ def build(task: dict, graph: Graph, options: ConvertOptions) -> Link:
 MAPPING = NodeMapping(
     class_type="SDXLKit_Loader", title="SDXL Loader (VAE fix)", column=0,
     inputs=(Widget("ckpt_name", "COMBO", None), Widget("vae_name", "COMBO", OWN_VAE), Widget("precision", "COMBO", "auto"),
-            Widget("memory", "COMBO", "auto"), Widget("compile", "BOOLEAN", False)),
+            Widget("memory", "COMBO", "auto", optional=True), Widget("compile", "BOOLEAN", False, optional=True)),
     outputs=(Socket("model", "SDXLKIT_MODEL"),),
     evaluate=_evaluate, task_fields=("model", "vae"), width=340,
 )
