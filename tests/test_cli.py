@@ -280,7 +280,7 @@ def _sdxlkit(*argv, **popen):
 def test_ctrl_c_and_a_closed_pipe_are_quiet(tmp_path, tiny_checkpoint):
     import signal
 
-    task = write_task(tmp_path, numberResults=2, steps=12, outputFormat="PNG")
+    task = write_task(tmp_path, numberResults=2, steps=40, outputFormat="PNG")
     run = _sdxlkit("run", task, "--models", tiny_checkpoint.parent.parent, "--out", tmp_path / "out")
     while "wrote " not in (line := run.stderr.readline()) and line:
         pass  # (the progress bar shares the line, before a carriage return)

@@ -218,17 +218,24 @@ def control_entries(draw, dirs, steps):
     entry = {"model": draw(NAME), "guideImage": draw(image_refs(dirs))}
     optional(draw, entry, "weight", st.floats(-4, 4))
     optional(draw, entry, "controlMode", st.sampled_from(schema.enum("controlNet[].controlMode")))
+    return entry | draw(step_window_fields(steps, "startStep", "endStep"))
+
+
+@st.composite
+def step_window_fields(draw, steps, start_key, end_key):
+    """A valid window: each end absent, in steps or in percent (`<key>Percentage`), start in the first half."""
+    fields = {}
     start = draw(st.sampled_from([None, "step", "percent"]))
     if start == "step":
-        entry["startStep"] = draw(st.integers(0, (steps - 1) // 2))
+        fields[start_key] = draw(st.integers(0, (steps - 1) // 2))
     elif start == "percent":
-        entry["startStepPercentage"] = draw(st.integers(0, 49))
+        fields[f"{start_key}Percentage"] = draw(st.integers(0, 49))
     end = draw(st.sampled_from([None, "step", "percent"]))
     if end == "step":
-        entry["endStep"] = draw(st.integers(steps // 2 + 1, steps))
+        fields[end_key] = draw(st.integers(steps // 2 + 1, steps))
     elif end == "percent":
-        entry["endStepPercentage"] = draw(st.integers(51, 100))
-    return entry
+        fields[f"{end_key}Percentage"] = draw(st.integers(51, 100))
+    return fields
 
 
 def test_every_schema_field_is_generated_or_has_no_feature_yet(dirs):
@@ -263,18 +270,7 @@ def accelerator_options(draw, steps):
         "deepCache": st.booleans(), "deepCacheInterval": st.integers(1, 10), "deepCacheBranchId": st.integers(0, 8),
         "teaCache": st.booleans(), "teaCacheDistance": st.floats(0, 1),
         "cacheMaxConsecutiveSteps": st.integers(1, 5)}))
-    if steps > 1:
-        start = draw(st.sampled_from([None, "step", "percent"]))
-        if start == "step":
-            options["cacheStartStep"] = draw(st.integers(0, (steps - 1) // 2))
-        elif start == "percent":
-            options["cacheStartStepPercentage"] = draw(st.integers(0, 49))
-        end = draw(st.sampled_from([None, "step", "percent"]))
-        if end == "step":
-            options["cacheEndStep"] = draw(st.integers(steps // 2 + 1, steps))
-        elif end == "percent":
-            options["cacheEndStepPercentage"] = draw(st.integers(51, 100))
-    return options
+    return options | draw(step_window_fields(steps, "cacheStartStep", "cacheEndStep"))
 
 
 @st.composite

@@ -170,7 +170,7 @@ def test_non_finite_numbers_are_refused_naming_the_field(server, body, parameter
 
 
 def _prompt(overrides: dict) -> dict:
-    prompt = json.loads((ROOT / "workflows" / "txt2img.api.json").read_text())
+    prompt = json.loads((ROOT / "example_api" / "txt2img.api.json").read_text())
     for (node_class, name), value in overrides.items():
         (node,) = [n for n in prompt.values() if n["class_type"] == node_class]
         node["inputs"][name] = value
@@ -286,7 +286,7 @@ def test_convert_refuses_links_out_of_the_input_folder(server):
     link = base / "input" / "link_out.png"
     if not link.exists():
         link.symlink_to(secret)
-    prompt = json.loads((ROOT / "workflows" / "img2img.api.json").read_text())
+    prompt = json.loads((ROOT / "example_api" / "img2img.api.json").read_text())
     prompt["2"]["inputs"]["image"] = "link_out.png"
     status, body = _post_status(url + "/sdxlkit/v1/convert", {"to": "task", "prompt": prompt})
     assert status == 400 and "not a file in ComfyUI's input folder" in body["errors"][0]["message"]
