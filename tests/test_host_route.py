@@ -180,10 +180,10 @@ def _prompt(overrides: dict) -> dict:
 @pytest.mark.parametrize("node_class,name,value,allowed", [
     ("SDXLKit_Loader", "ckpt_name", "no_such_model.safetensors", "one of"),
     ("SDXLKit_Loader", "precision", "fp64", "'auto'"),
-    ("SDXLKit_Inference", "scheduler", "Warp drive", "one of"),
-    ("SDXLKit_Inference", "width", 1001, "a multiple of 8"),
-    ("SDXLKit_Inference", "positive_prompt", "", "of 2..3000 characters"),
-    ("SDXLKit_Inference", "cfg_scale", float("nan"), "a finite number"),
+    ("SDXLKit_ImageInference", "scheduler", "Warp drive", "one of"),
+    ("SDXLKit_ImageInference", "width", 1001, "a multiple of 8"),
+    ("SDXLKit_ImageInference", "positive_prompt", "", "of 2..3000 characters"),
+    ("SDXLKit_ImageInference", "cfg_scale", float("nan"), "a finite number"),
     ("SDXLKit_Save", "output_format", "GIF", "'JPG', 'PNG', 'WEBP'"),
 ])
 def test_bad_widget_values_are_refused_by_prompt_before_the_queue(server, node_class, name, value, allowed):
