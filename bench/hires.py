@@ -123,7 +123,7 @@ def main() -> None:
         start = time.perf_counter()
         for key in stage:
             stage[key] = 2  # not the hires run's stages
-        txt2img(components, replace(gen, steps=args.refine_steps, hires=None), 1, embeds, None)
+        txt2img(components, replace(gen, steps=args.refine_steps, hires=None), [1], embeds, None)
         plain_refine.append(timings["denoise refine"].pop())
         timings["decode refine"].pop()
     print(f"hires {args.size} -> {final}, mid model, {args.steps} + {args.refine_steps} steps at strength {args.strength} "
