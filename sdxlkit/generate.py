@@ -4,8 +4,8 @@ Each mode is a function that prepares its denoising pass (sdxlkit.sampling.denoi
 producing latents); `unet_parts` is the one list of the features acting on the UNet during a pass. Prompts are
 encoded by sdxlkit.prompts (unlimited length, clip skip, weighting, textual inversions) and pixels go through the
 guarded VAE. A mode's pass runs through `_denoise`: by the base model alone, or handed over to the refiner
-(sdxlkit.refiner.handoff) when the task has one. Each image is the mode's base image followed by the post-passes, in
-`one_image`'s order.
+(sdxlkit.refiner.handoff) when the task has one. The base images of several seeds share a pass (batching.py); each
+is then followed by its post-passes, in `images_of`'s order.
 """
 
 from __future__ import annotations
