@@ -23,7 +23,7 @@ from typing import Iterator
 
 import torch
 
-from ..sampling.unet import UNetCall, UNetPart
+from ..sampling.unet import StandIn, UNetCall, UNetPart
 from .schedule import CacheSchedule
 
 LAYERS_PER_BLOCK = 3  # DeepCache's branch numbering: 3 layers per block (SDXL: 2 resnets + the sampler)
@@ -56,22 +56,15 @@ def skipped_modules(unet: torch.nn.Module, branch: int) -> Iterator[tuple[torch.
             yield from children(getattr(up, "attentions", None), lambda j: last - j > layer)
 
 
-class Reused(torch.nn.Module):
+class Reused(StandIn):
     """Stands in for a skipped module during a pass: computes and keeps its output on full steps, hands the kept
     output back on cached steps. Standing in (rather than patching `forward`) leaves the module and any compiled
-    code of it untouched; its other attributes show through."""
+    code of it untouched."""
 
     def __init__(self, inner: torch.nn.Module, part: "DeepCachePart", key: int):
-        super().__init__()
-        self.inner = inner
+        super().__init__(inner)
         self.part = part
         self.key = key
-
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self._modules["inner"], name)
 
     def forward(self, *args, **kwargs):
         features = self.part.features

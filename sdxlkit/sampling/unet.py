@@ -44,28 +44,36 @@ class UNetPart:
         return forward(call)
 
 
-class PassUNet(torch.nn.Module):
-    """Stands in for the UNet in a pipeline: call n of the pass is denoising step n (diffusers' loops call the UNet
-    once per iteration, both CFG halves in one batch); the steps left to run are read off the scheduler."""
+class StandIn(torch.nn.Module):
+    """A module standing in for `inner`: its own attributes first, then the inner module's (config, dtype,
+    add_embedding, resnets ...), so code written for the inner module keeps working."""
 
-    def __init__(self, unet: torch.nn.Module, parts: Sequence[UNetPart], scheduler):
+    def __init__(self, inner: torch.nn.Module):
         super().__init__()
-        self.unet = unet
-        self.parts = list(parts)
-        self.scheduler = scheduler
-        self.calls = 0
+        self.inner = inner
 
     def __getattr__(self, name: str):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            return getattr(self._modules["unet"], name)  # config, dtype, add_embedding, ... of the real UNet
+            return getattr(self._modules["inner"], name)
+
+
+class PassUNet(StandIn):
+    """Stands in for the UNet in a pipeline: call n of the pass is denoising step n (diffusers' loops call the UNet
+    once per iteration, both CFG halves in one batch); the steps left to run are read off the scheduler."""
+
+    def __init__(self, unet: torch.nn.Module, parts: Sequence[UNetPart], scheduler):
+        super().__init__(unet)
+        self.parts = list(parts)
+        self.scheduler = scheduler
+        self.calls = 0
 
     def _iterations(self) -> int:
         return len(self.scheduler.timesteps) - (getattr(self.scheduler, "begin_index", None) or 0)
 
     def _run_unet(self, call: UNetCall):
-        return self.unet(call.sample, call.timestep, call.encoder_hidden_states,
+        return self.inner(call.sample, call.timestep, call.encoder_hidden_states,
                          added_cond_kwargs=call.added_cond_kwargs, **call.kwargs)
 
     def forward(self, sample, timestep, encoder_hidden_states, *, added_cond_kwargs=None, **kwargs):
