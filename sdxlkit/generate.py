@@ -114,10 +114,8 @@ def _paste(base: torch.Tensor, patch: torch.Tensor, mask: Image.Image, box: tupl
 
 
 def _source_latents(components: SDXLComponents, image: Image.Image, seeds: list[int]) -> torch.Tensor:
-    """The image encoded once per seed: each image of a batch samples the VAE's latent distribution with its own."""
-    pixels = _to_tensor(image)
-    latents = [vae.encode(components, pixels, torch.Generator("cpu").manual_seed(seed)) for seed in seeds]
-    return torch.cat(latents).to(components.device, components.dtype)
+    """The image encoded once, its latent distribution sampled with each seed: one source per image of a batch."""
+    return vae.encode_for_seeds(components, _to_tensor(image), seeds).to(components.device, components.dtype)
 
 
 def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:

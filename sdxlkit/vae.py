@@ -72,32 +72,42 @@ def _decode(components: SDXLComponents, latents: torch.Tensor) -> torch.Tensor:
     return torch.cat(images)
 
 
-def _encode_one(vae, pixels: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def _distribution(vae, pixels: torch.Tensor):
     pixels = pixels.to(device=vae.device, dtype=vae.dtype)
     tile = pixels.shape[-1] * pixels.shape[-2] > TILE_ABOVE_PIXELS
-    dist = (vae.tiled_encode(pixels) if tile else vae.encode(pixels)).latent_dist
-    return dist.sample(generator=generator).float()
+    return (vae.tiled_encode(pixels) if tile else vae.encode(pixels)).latent_dist
+
+
+def _finite(dist) -> bool:
+    return bool(torch.isfinite(dist.mean).all() and torch.isfinite(dist.std).all())
+
+
+def _guarded_distribution(components: SDXLComponents, image: torch.Tensor, index: int):
+    """The latent distribution of one image [1,3,H,W] in 0..1; a NaN/inf one is redone with the float32 VAE."""
+    pixels = image * 2 - 1
+    dist = _distribution(components.vae, pixels)
+    if not _finite(dist):
+        log.warning("VAE encode in %s gave NaN/inf (image %d); redoing it in float32", components.vae.dtype, index)
+        dist = _distribution(_vae_fp32(components), pixels.float())
+        if not _finite(dist):
+            raise SdxlKitError("VAE encode gave NaN/inf even in float32: the input image or the VAE weights are broken")
+    return dist
+
+
+def _sample(components: SDXLComponents, dist, generator: torch.Generator | None) -> torch.Tensor:
+    return dist.sample(generator=generator).float().cpu() * components.vae.config.scaling_factor
 
 
 def encode(components: SDXLComponents, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Images [B,3,H,W] in 0..1 -> latents [B,4,H/8,W/8] scaled by the VAE's scaling factor (float32)."""
     with using(components, "vae"):
-        return _encode(components, images, generator)
+        return torch.cat([_sample(components, _guarded_distribution(components, images[i:i + 1], i), generator)
+                          for i in range(images.shape[0])])
 
 
-def _encode(components: SDXLComponents, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    vae = components.vae
-    out = []
-    for i in range(images.shape[0]):
-        pixels = images[i : i + 1] * 2 - 1
-        state = generator.get_state() if generator is not None else None
-        latent = _encode_one(vae, pixels, generator)
-        if not torch.isfinite(latent).all():
-            log.warning("VAE encode in %s gave NaN/inf (image %d); redoing it in float32", vae.dtype, i)
-            if state is not None:
-                generator.set_state(state)
-            latent = _encode_one(_vae_fp32(components), pixels.float(), generator)
-            if not torch.isfinite(latent).all():
-                raise SdxlKitError("VAE encode gave NaN/inf even in float32: the input image or the VAE weights are broken")
-        out.append(latent.cpu() * vae.config.scaling_factor)
-    return torch.cat(out)
+def encode_for_seeds(components: SDXLComponents, image: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+    """One image [1,3,H,W] encoded once, its latent distribution sampled with each seed's generator: the latents
+    [len(seeds),4,H/8,W/8] that encoding it once per seed gives, for the price of one encode."""
+    with using(components, "vae"):
+        dist = _guarded_distribution(components, image, 0)
+        return torch.cat([_sample(components, dist, torch.Generator("cpu").manual_seed(seed)) for seed in seeds])

@@ -1,3 +1,4 @@
+import copy
 import logging
 
 import numpy as np
@@ -153,6 +154,24 @@ def test_nan_guard_redoes_a_reduced_precision_decode_in_float32(components, capl
     upcast = copy_half(vae32).float()  # the redo runs the half-precision weights in float32, as diffusers' upcast does
     reference = (upcast.decode(latents / upcast.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
     assert (out - reference).abs().max() < 1e-5
+
+
+def test_nan_guard_redoes_a_reduced_precision_encode_in_float32_once_for_every_seed(components, caplog):
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    vae32 = copy.deepcopy(components.vae)
+    with torch.no_grad():
+        vae32.encoder.conv_in.weight.mul_(1e5)
+        vae32.encoder.conv_in.bias.mul_(1e5)
+    half = SDXLComponents(**(components.modules() | {"vae": copy_half(vae32)}), scheduler_config={}, source="test")
+    assert not torch.isfinite(half.vae.encode((image * 2 - 1).half()).latent_dist.mean).all()  # the fault is real
+    with caplog.at_level(logging.WARNING, logger="sdxlkit.vae"):
+        out = guarded_vae.encode_for_seeds(half, image, [3, 4])
+    assert caplog.text.count("redoing it in float32") == 1 and out.shape == (2, 4, 8, 8)
+    upcast = copy_half(vae32).float()
+    dist = upcast.encode(image * 2 - 1).latent_dist
+    for latent, seed in zip(out, (3, 4)):
+        expected = dist.sample(generator=torch.Generator().manual_seed(seed)) * upcast.config.scaling_factor
+        assert (latent - expected[0]).abs().max() < 1e-5
 
 
 def copy_half(vae):
