@@ -1,12 +1,16 @@
 """The engine against a bare diffusers pipeline and ComfyUI's own sampling, on one GPU, on a random full-size SDXL
 single file (Stability's layout, written by sdxlkit.tiny), in one dtype, interleaved.
 
-Paths, each from prompt to PNG file: engine eager, engine compiled (--compile), both with DeepCache interval 3, a
+Paths, each from prompt to PNG file: engine eager, engine compiled (--compile: compiled transformer blocks, each
+pass's UNet forward replayed from a CUDA graph), both with DeepCache interval 3 (no graph: its stand-ins), a
 bare StableDiffusionXLPipeline on the eager engine's modules, and, with COMFYUI_PATH set, ComfyUI's own path
 (load_checkpoint_guess_config, CLIP encode, comfy.sample.sample euler/normal, VAE decode, PNG). Prints end-to-end
-medians and ratios, UNet milliseconds per forward (CFG batch of 2), graphs compiled when only prompt/seed/steps
-change, compile time cold and warm (a second process on the same disk cache), and peak GPU memory of a fresh
-process in the default and the lowvram mode.
+medians and ratios over a seed sweep (the prompt's conditioning is reused by the engine and by ComfyUI, whose cache
+skips an unchanged CLIPTextEncode; the bare pipeline encodes every run), UNet milliseconds per forward (CFG batch
+of 2; also replayed from a CUDA graph, to show what launching kernels costs, and the engine's CUDA graph part
+checked against the direct forward), graphs compiled when only
+prompt/seed/steps change, compile time cold and warm (a second process on the same disk cache), and peak GPU
+memory of a fresh process in the default and the lowvram mode.
 
     COMFYUI_PATH=/path/to/ComfyUI python bench/gpu_peer.py [--size 1024] [--steps 20] [--repeats 5] [--out DIR]
 
@@ -124,10 +128,16 @@ def comfy_path(checkpoint: Path, out: Path, args):
     model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(
         str(checkpoint), output_vae=True, output_clip=True, model_options={"dtype": dtype})
 
+    encoded: dict[str, list] = {}
+
     def encode(text: str):
-        tokens = clip.tokenize(text)
-        cond, pooled = clip.encode_from_tokens(tokens, return_pooled=True)
-        return [[cond, {"pooled_output": pooled}]]
+        """A prompt encoded once, as ComfyUI's cache skips an unchanged CLIPTextEncode node (the engine keeps its
+        last prompts' embeddings too)."""
+        if text not in encoded:
+            tokens = clip.tokenize(text)
+            cond, pooled = clip.encode_from_tokens(tokens, return_pooled=True)
+            encoded[text] = [[cond, {"pooled_output": pooled}]]
+        return encoded[text]
 
     @torch.inference_mode()
     def run(seed: int, prompt: str) -> None:
@@ -161,7 +171,50 @@ def engine_unet_forward(unet, args):
     added = {"text_embeds": torch.randn(2, text, device=device, dtype=dtype),
              "time_ids": torch.tensor([[args.size, args.size, 0, 0, args.size, args.size]] * 2, device=device, dtype=dtype)}
     t = torch.tensor(500.0, device=device)
-    return lambda: unet(x, t, ehs, added_cond_kwargs=added, return_dict=False)
+
+    def forward():
+        return unet(x, t, ehs, added_cond_kwargs=added, return_dict=False)
+
+    forward.inputs = (x, ehs, added)
+    return forward
+
+
+def cuda_graphed(forward):
+    """`forward` captured once in a CUDA graph and replayed (its inputs are fixed tensors): what a forward costs
+    without the CPU launching each kernel."""
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.inference_mode(), torch.cuda.stream(side):
+        for _ in range(3):
+            forward()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.inference_mode(), torch.cuda.graph(graph):
+        forward()
+    return graph.replay
+
+
+def graph_part_difference(unet, args, steps: int = 4) -> float:
+    """The largest difference between the compiled UNet called directly and through the CudaGraphPart the engine's
+    compiled mode uses (warm-up, capture, replays), over steps with new inputs each: 0 when replays are right."""
+    import torch
+
+    from sdxlkit.sampling import assembled_unet
+    from sdxlkit.sampling.cuda_graph import CudaGraphPart
+
+    forward = engine_unet_forward(unet, args)
+    sample, ehs, added = forward.inputs
+    scheduler = type("Steps", (), {"timesteps": list(range(steps)), "begin_index": None})()
+    worst = 0.0
+    with torch.inference_mode(), assembled_unet(unet, [CudaGraphPart()], scheduler) as graphed:
+        for step in range(steps):
+            x, t = torch.randn_like(sample), torch.tensor(900.0 - 200 * step, device=sample.device)
+            direct = unet(x, t, ehs, added_cond_kwargs=added, return_dict=False)[0]
+            replayed = graphed(x, t, ehs, added_cond_kwargs=added, return_dict=False)[0]
+            worst = max(worst, (direct.float() - replayed.float()).abs().max().item())
+    return worst
 
 
 def synchronize() -> None:
@@ -282,8 +335,8 @@ def main() -> None:
         timed(run, 0, PROMPTS[0])
     times: dict[str, list[float]] = {name: [] for name in paths}
     for repeat in range(args.repeats if args.repeats_e2e is None else args.repeats_e2e):
-        for name, run in paths.items():
-            times[name].append(timed(run, 100 + repeat, PROMPTS[repeat % 2]))
+        for name, run in paths.items():  # a seed sweep: every path has encoded the prompt in its warm-up
+            times[name].append(timed(run, 100 + repeat, PROMPTS[0]))
     reference = "ComfyUI" if "ComfyUI" in paths else "bare diffusers"
     base = statistics.median(times[reference] or [float("nan")])
     for name, values in (times.items() if base == base else ()):
@@ -295,8 +348,18 @@ def main() -> None:
                 "engine UNet (compiled)": engine_unet_forward(compiled.components.unet, args)}
     if comfy_forward is not None:
         forwards["ComfyUI UNet"] = comfy_forward()
+    for name, forward in list(forwards.items())[:2]:
+        try:
+            forwards[f"{name}, CUDA graph"] = cuda_graphed(forward)
+        except Exception as exc:  # a measurement for the next step, not a path the engine takes
+            report(out, f"{name}: no CUDA graph ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
     for name, forward in forwards.items():
-        report(out, f"{name:28s} {ms_per_forward(forward):6.1f} ms per forward (batch 2)")
+        report(out, f"{name:40s} {ms_per_forward(forward):6.1f} ms per forward (batch 2)")
+    try:
+        report(out, f"compiled UNet through the engine's CUDA graph part: max |replayed - direct| "
+                    f"{graph_part_difference(compiled.components.unet, args):.3g}")
+    except Exception as exc:
+        report(out, f"CUDA graph part check failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     del eager, compiled, paths, forwards
     gc.collect()
     torch.cuda.empty_cache()

@@ -58,8 +58,8 @@ def torch_device() -> str:
 
 def free_memory_for(spec) -> None:
     """Before the pack loads a model onto the GPU, ComfyUI's memory manager (which does not see the pack's models)
-    unloads its own until the model's weights (its files' size; under lowvram the largest part, the UNet) and one
-    image's working memory fit."""
+    unloads its own until the model's weights (its files' size; under lowvram the largest part brought in whole,
+    the text encoders) and one image's working memory fit."""
     import comfy.model_management
 
     device = comfy.model_management.get_torch_device()
@@ -70,7 +70,7 @@ def free_memory_for(spec) -> None:
     path = Path(spec.checkpoint)
     weights = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
     if spec.memory == "lowvram":
-        weights *= 0.75  # the UNet's share of an SDXL checkpoint
+        weights *= 0.25  # the text encoders' share of an SDXL checkpoint (the UNet streams in layer by layer)
     comfy.model_management.free_memory(weights + working_bytes(1024, 1024, 2), device)
 
 

@@ -58,10 +58,13 @@ class SDXLKitLoader(CheckedNode):
                 io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
                                tooltip="auto: fp32 on CPU, bf16 on CUDA when supported, else fp32"),
                 io.Combo.Input("memory", options=list(MEMORY_MODES), default="auto", optional=True,
-                               tooltip="auto: parts stay on the GPU (idle ones leave when a pass needs the room); "
-                                       "lowvram: each part on the GPU only while it runs"),
+                               tooltip="auto: UNet and VAE stay on the GPU, the text encoders come in only to "
+                                       "encode (the VAE leaves too when a pass needs the room); lowvram: the UNet "
+                                       "and ControlNets stream in layer by layer, the other parts come in only "
+                                       "while they run"),
                 io.Boolean.Input("compile", default=False, optional=True,
-                                 tooltip="compile the UNet's transformer blocks (GPU; the first run per size compiles)"),
+                                 tooltip="compile the UNet's transformer blocks (GPU; the first run per size compiles; "
+                                         "not with lowvram)"),
             ],
             outputs=[SdxlModel.Output(display_name="model")],
         )

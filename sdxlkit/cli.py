@@ -168,11 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto: fp32 on the CPU, bf16 on a GPU that supports it (else fp32)")
         p.add_argument("--allow-urls", action="store_true", help="let tasks reference http(s) image URLs")
         p.add_argument("--allow-pickle", action="store_true", help="allow .ckpt/.pt weight files (they can run code)")
-        p.add_argument("--compile", action="store_true",
-                       help="GPU: compile the UNet's repeated blocks (first run per image size takes longer; the "
-                            "compiled code is cached on disk, see $SDXLKIT_COMPILE_CACHE)")
-        p.add_argument("--lowvram", action="store_true",
-                       help="GPU with little memory: keep each model part on the GPU only while it runs (slower)")
+        speed_or_memory = p.add_mutually_exclusive_group()  # lowvram's streaming hooks cannot be compiled
+        speed_or_memory.add_argument(
+            "--compile", action="store_true", help="GPU: compile the UNet's repeated blocks (first run per image size "
+                                                   "takes longer; the compiled code is cached on disk, see "
+                                                   "$SDXLKIT_COMPILE_CACHE)")
+        speed_or_memory.add_argument(
+            "--lowvram", action="store_true", help="GPU with little memory: stream the UNet in layer by layer and "
+                                                   "bring the other parts in only while they run (slower)")
 
     task_help = "a task JSON file (one task or an array), or an image saved by sdxlkit (it carries its task and seed)"
     p = sub.add_parser("run", parents=[verbose], help="run tasks and print the results as JSON",

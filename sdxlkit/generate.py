@@ -25,6 +25,7 @@ from .controlnet import CONTROLNETS, Control, ControlNetPart
 from .embeddings import EMBEDDING_FILES, PromptEmbeddings
 from .ipadapter import IPAdapterPart, IPAdapterRequest, adapter_uses
 from .loading.components import SDXLComponents
+from .loading.lru import file_key
 from .loading.residency import using
 from .lora import apply_loras
 from .photomaker.part import IdentityPart, start_merge_step
@@ -34,6 +35,7 @@ from .prompts import encode_prompts
 from .refiner import RefinerRequest
 from .refiner.handoff import Refining, hand_off, load_refiner
 from .sampling import DenoisePass, UNetPart, denoise
+from .sampling.cuda_graph import CudaGraphPart
 from .sampling.passes import OnStep
 from .sampling.window import StepWindow
 
@@ -131,7 +133,8 @@ def _controls(components: SDXLComponents, gen: Generation, box: tuple[int, int, 
     for request in gen.controls:
         if request.weight == 0:
             continue  # weight 0 is no control at all
-        model = CONTROLNETS.get(request.path, components.unet.config, components.dtype, components.device)
+        model = CONTROLNETS.get(request.path, components.unet.config, components.dtype, components.device,
+                                streamed=components.residency is not None and components.residency.streams)
         image = _fit(request.image.convert("RGB"), size)
         if box is not None and box != (0, 0) + size:
             image = image.crop(box)
@@ -155,6 +158,8 @@ def unet_parts(components: SDXLComponents, gen: Generation, embeds, box: tuple[i
     controls = _controls(components, gen, box, pass_size)
     if controls:
         parts.append(ControlNetPart(controls, guidance=gen.cfg > 1))
+    if components.replays_graphs() and all(part.graphable for part in parts):
+        parts.append(CudaGraphPart())  # innermost: the parts above only change its inputs
     return parts
 
 
@@ -209,17 +214,37 @@ def prompt_embeds(components: SDXLComponents, gen: Generation, prompt: str, nega
     """The prompt embeddings of a pass at guidance `cfg` (no negative prompt without guidance), by `components`' text
     encoders (the refiner has bigG only) with the run's textual inversions; with PhotoMaker an IdentityEmbeds
     (text-only prompt + identity prompt). The refiner's pipeline config has force_zeros_for_empty_prompt false: its
-    empty negative is encoded ""."""
+    empty negative is encoded "".
+
+    Like ComfyUI, which does not run an unchanged CLIPTextEncode again, a model keeps the embeddings of its last
+    prompts: the same prompts, clip skip, weighting, textual inversions and LoRA set are not encoded twice (a
+    seed sweep, or the face detailer's prompt for every image, brings no text encoder back onto the GPU)."""
     guidance = cfg > 1
+    negative = negative_prompt if guidance else None
+    if photomaker is not None:  # runnable: never with embeddings
+        with using(components, "text_encoder", "text_encoder_2"):
+            return identity_embeds(components, photomaker, components.tokenizers(), components.text_encoders(),
+                                   prompt, negative, clip_skip=gen.clip_skip, weighting=gen.weighting,
+                                   guidance=guidance)
+    key = (prompt, negative, gen.clip_skip, gen.weighting, guidance,
+           tuple((file_key(path, "embedding"), weight) for path, weight in gen.embeddings),
+           _lora_set(components))
+    return components.embeds_cache.get_or_make(key, lambda: _encoded(components, gen, prompt, negative, guidance))
+
+
+def _lora_set(components: SDXLComponents) -> tuple:
+    """The LoRAs merged into the model now, as (file key, weight) pairs."""
+    merged = components.lora_state.merged if components.lora_state is not None else ()
+    return tuple((key, weight) for key, (_, weight) in merged)
+
+
+def _encoded(components: SDXLComponents, gen: Generation, prompt: str, negative: str | None, guidance: bool):
     embeddings = PromptEmbeddings([(EMBEDDING_FILES.get(path), weight) for path, weight in gen.embeddings]) \
         if gen.embeddings else None
-    prompts = (components.tokenizers(), components.text_encoders(), prompt, negative_prompt if guidance else None)
-    options = dict(clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance)
     with using(components, "text_encoder", "text_encoder_2"):
-        if photomaker is None:
-            return encode_prompts(*prompts, **options, zero_negative_when_empty=components.role != "refiner",
-                                  embeddings=embeddings)
-        return identity_embeds(components, photomaker, *prompts, **options)  # runnable: never with embeddings
+        return encode_prompts(components.tokenizers(), components.text_encoders(), prompt, negative,
+                              clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance,
+                              zero_negative_when_empty=components.role != "refiner", embeddings=embeddings)
 
 
 def images_of(components: SDXLComponents, gen: Generation, seeds: list[int], embeds, on_step,

@@ -345,3 +345,10 @@ def test_the_version_is_the_packages():
 
     pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
     assert re.search(r'^version = "([^"]+)"', pyproject, re.MULTILINE)[1] == __version__
+
+
+def test_compile_and_lowvram_together_are_refused_before_anything_loads(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:  # argparse's own refusal
+        main(["demo", "--compile", "--lowvram", "--out", str(tmp_path)])
+    code, err = exit_.value.code, capsys.readouterr().err
+    assert code == 2 and "--lowvram: not allowed with argument --compile" in err and not any(tmp_path.iterdir())

@@ -83,6 +83,8 @@ class DeepCachePart(UNetPart):
     """Full UNet on refresh steps, the shallow path on the steps between (every `interval` steps a refresh, within
     the schedule's window and run limit). `full_steps` / `cached_steps` record the step indices of the pass."""
 
+    graphable = False  # its stand-ins decide by step whether the deep blocks run
+
     def __init__(self, interval: int, branch: int, schedule: CacheSchedule):
         self.interval = interval
         self.branch = branch

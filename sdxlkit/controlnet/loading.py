@@ -10,6 +10,7 @@ from pathlib import Path
 from ..errors import ModelLoadError
 from ..loading.lru import LruCache, file_key
 from ..loading.state_dicts import read_state_dict
+from ..loading.streaming import stream_weights
 
 _UNION_MARKERS = ("task_embedding", "control_type_proj", "control_add_embedding", "transformer_layes")
 _CONTROL_LORA_MARKER = "lora_controlnet"
@@ -133,9 +134,18 @@ class ControlNetCache(LruCache):
     def __init__(self, capacity: int = 3):
         super().__init__(capacity)
 
-    def get(self, path: Path, unet_config, dtype, device):
-        key = (*file_key(path, "ControlNet"), str(dtype), str(device), unet_config.cross_attention_dim)
-        return self.get_or_make(key, lambda: load_controlnet(path, unet_config, dtype, device))
+    def get(self, path: Path, unet_config, dtype, device, streamed: bool = False):
+        """`streamed`: kept on the CPU and streamed onto `device` layer by layer as it runs (lowvram)."""
+        key = (*file_key(path, "ControlNet"), str(dtype), str(device), unet_config.cross_attention_dim, streamed)
+        return self.get_or_make(key, lambda: self._load(path, unet_config, dtype, device, streamed))
+
+    @staticmethod
+    def _load(path: Path, unet_config, dtype, device, streamed: bool):
+        if not streamed:
+            return load_controlnet(path, unet_config, dtype, device)
+        model = load_controlnet(path, unet_config, dtype, "cpu")
+        stream_weights(model, device)
+        return model
 
 
 CONTROLNETS = ControlNetCache()

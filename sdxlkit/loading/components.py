@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .lru import LruCache
+
+EMBEDS_KEPT = 8
+
 
 @dataclass
 class SDXLComponents:
@@ -19,11 +23,19 @@ class SDXLComponents:
     vae_fp16_safe: bool = False
     device: str = "cpu"
     role: str = "base"  # "refiner": no CLIP-L (text_encoder/tokenizer None), UNet conditioned on an aesthetic score
-    memory: str = "auto"  # where the parts live between uses (residency.py)
+    compiled: bool = False  # the UNet's blocks are compiled (compile.py)
+    # where the parts live between uses (residency.Residency); None: all on `device` (components assembled by hand)
+    residency: Any = None
     # float32 twin of the VAE, made on first need by the NaN guard
     vae_fp32: Any = field(default=None, repr=False)
     # LoRA adapters resident in unet/text encoders (sdxlkit.lora.adapters.ResidentLoras), made on first need
     lora_state: Any = field(default=None, repr=False)
+    # the prompt embeddings of the last prompts encoded (generate.prompt_embeds)
+    embeds_cache: Any = field(default_factory=lambda: LruCache(EMBEDS_KEPT), repr=False)
+
+    def replays_graphs(self) -> bool:
+        """Compiled mode on a GPU also replays each pass's UNet forward from a CUDA graph (sampling/cuda_graph.py)."""
+        return self.compiled and str(self.device).startswith("cuda")
 
     @property
     def dtype(self):

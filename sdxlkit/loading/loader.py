@@ -16,7 +16,7 @@ from .compile import compile_unet
 from .components import SDXLComponents
 from .diffusers_folder import is_diffusers_folder, load_diffusers_folder
 from .precision import fp16_safe, resolve_dtypes
-from .residency import MEMORY_MODES
+from .residency import MEMORY_MODES, place_parts
 from .single_file import ROLES, load_single_file
 from .tokenizers import load_clip_tokenizers
 from .vae_file import load_vae_file
@@ -36,6 +36,13 @@ class ModelSpec:
     role: str = "base"
     memory: str = "auto"  # residency.MEMORY_MODES
     compile: bool = False  # compile.py
+
+    def __post_init__(self):
+        if self.memory not in MEMORY_MODES:
+            raise ValueError(f"memory mode {self.memory!r}; allowed: {', '.join(MEMORY_MODES)}")
+        if self.compile and self.memory == "lowvram":
+            raise ValueError("compile and lowvram cannot be combined: lowvram streams each layer's weights in as it "
+                             "runs, which compiled blocks cannot trace; pick one")
 
     def cache_key(self) -> tuple:
         def stamp(p: Path | None):
@@ -65,10 +72,7 @@ def load_sdxl(spec: ModelSpec) -> SDXLComponents:
     else:
         vae_fp16_safe = fp16_safe(configs["vae"])
     tokenizer, tokenizer_2 = load_clip_tokenizers()
-    if spec.memory not in MEMORY_MODES:
-        raise ValueError(f"memory mode {spec.memory!r}; allowed: {', '.join(MEMORY_MODES)}")
-    for module in modules.values():
-        module.to("cpu" if spec.memory == "lowvram" else spec.device)
+    residency = place_parts(modules, spec.device, spec.memory)
     if spec.compile:
         compile_unet(modules["unet"])
     log.info("loaded %s %s (unet %s) on %s", role.name, Path(spec.checkpoint).name, modules["unet"].dtype, spec.device)
@@ -76,4 +80,5 @@ def load_sdxl(spec: ModelSpec) -> SDXLComponents:
                           text_encoder_2=modules["text_encoder_2"],
                           tokenizer=tokenizer if "text_encoder" in modules else None, tokenizer_2=tokenizer_2,
                           scheduler_config=dict(configs["scheduler"]), source=str(spec.checkpoint),
-                          vae_fp16_safe=vae_fp16_safe, device=spec.device, role=role.name, memory=spec.memory)
+                          vae_fp16_safe=vae_fp16_safe, device=spec.device, role=role.name, residency=residency,
+                          compiled=spec.compile)

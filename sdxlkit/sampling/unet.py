@@ -34,6 +34,10 @@ Forward = Callable[[UNetCall], Any]
 class UNetPart:
     """A feature acting on the UNet for the length of one pass. Override what the feature needs."""
 
+    # whether the UNet's forward computes the same thing at every step of the pass given the same inputs, so that
+    # a CUDA graph captured at one step may replay it at the next (cuda_graph.py)
+    graphable = True
+
     def attach(self, unet: torch.nn.Module) -> None:
         """Called when the pass starts (install attention processors, reset per-generation state)."""
 

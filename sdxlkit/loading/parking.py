@@ -1,0 +1,40 @@
+"""A model part parked in CPU memory between uses, brought onto the GPU whole while it runs.
+
+The part's weights live in one CPU copy (pinned when a GPU is there, so bringing them in is one fast asynchronous
+copy). Parking frees the GPU copy by pointing each tensor back at its CPU copy: nothing is copied back, since
+inference never changes weights on the GPU. Weights changed while parked (a LoRA merged in place) change the CPU
+copy itself and come along on the next onload.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class ParkedPart:
+    def __init__(self, module: torch.nn.Module):
+        self.module = module
+        self.device: str | None = None  # where the part is onloaded; None while parked
+        pin = torch.cuda.is_available()
+        self.home = {}
+        for tensor in self._tensors():
+            cpu = tensor.data.cpu()
+            self.home[tensor] = cpu.pin_memory() if pin else cpu
+            tensor.data = self.home[tensor]
+
+    def _tensors(self):
+        return list(self.module.parameters()) + list(self.module.buffers())
+
+    def onload(self, device: str | torch.device) -> None:
+        for tensor in self._tensors():
+            if tensor in self.home:
+                tensor.data = self.home[tensor].to(device, non_blocking=True, copy=True)
+            else:  # a tensor the part gained while parked (a LoRA adapter): its first copy on the CPU becomes home
+                self.home[tensor] = tensor.data.cpu()
+                tensor.data = self.home[tensor].to(device, copy=True)
+        self.device = str(device)
+
+    def park(self) -> None:
+        for tensor in self._tensors():
+            tensor.data = self.home.setdefault(tensor, tensor.data.cpu())
+        self.device = None

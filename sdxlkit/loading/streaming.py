@@ -1,0 +1,27 @@
+"""The UNet streamed onto the GPU layer by layer (lowvram): diffusers' leaf-level group offloading.
+
+Every layer's weights live in pinned CPU memory and come onto the GPU just before the layer runs, copied on a side
+stream while the layer before it computes (the order is traced on the first forward), then are dropped again; the
+GPU holds a few layers' weights and the activations, not the 4.8 GiB of SDXL's UNet. Diffusers' LoRA loading knows
+these hooks (it takes them off and puts them back around a load), and layers a cached step skips are onloaded
+when next used.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def stream_weights(module: torch.nn.Module, device: str | torch.device) -> None:
+    from diffusers.hooks import apply_group_offloading
+
+    device = torch.device(device)
+    streams = device.type == "cuda"
+    apply_group_offloading(module, onload_device=device, offload_device=torch.device("cpu"),
+                           offload_type="leaf_level", use_stream=streams, record_stream=streams)
+
+
+def is_streamed(module: torch.nn.Module) -> bool:
+    from diffusers.hooks.group_offloading import _is_group_offload_enabled
+
+    return _is_group_offload_enabled(module)

@@ -1,0 +1,116 @@
+"""Compiled mode on a GPU: the UNet's forward replayed from a CUDA graph, step after step of a pass.
+
+Eager SDXL on a fast GPU is launch-bound: the CPU takes longer to launch a forward's thousands of kernels than the
+GPU takes to run them. A CUDA graph records the launches once and replays them in one call. The first step with a
+given set of input shapes runs as usual (on a side stream: the warm-up CUDA graphs need), the next one is captured,
+and every later step copies its inputs into the graph's own tensors and replays it; what it returns is copied out,
+so a step's output outlives the next replay. The graphs live for one pass: their memory is freed when it ends.
+
+What a graph replays is fixed at capture: the part is innermost, so parts outside it (ControlNet, the first-block
+cache, PhotoMaker's identity switch) only change the forward's inputs. A part that changes what the UNet computes
+from step to step by Python state (DeepCache's stand-ins) says `graphable = False`, and then no graph is made.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import Any, Callable
+
+import torch
+from torch.utils import _pytree as pytree
+
+from .unet import UNetCall, UNetPart
+
+log = logging.getLogger(__name__)
+
+SIGNATURES_PER_PASS = 2  # a ControlNet window gives a pass two input structures (with and without residuals)
+
+
+def _inputs(call: UNetCall) -> tuple:
+    """The forward's inputs, the timestep as a tensor on the sample's device (a copy from the CPU cannot be
+    captured)."""
+    timestep = torch.as_tensor(call.timestep).to(call.sample.device)
+    return (call.sample, timestep, call.encoder_hidden_states, call.added_cond_kwargs, call.kwargs)
+
+
+def signature(inputs: tuple) -> tuple:
+    """What a graph is fixed to: the structure of the inputs, each tensor's shape, dtype and device, and every
+    other value (return_dict, ...)."""
+    leaves, spec = pytree.tree_flatten(inputs)
+    return (spec, tuple((tuple(x.shape), x.dtype, x.device) if torch.is_tensor(x) else ("value", x) for x in leaves))
+
+
+class CudaGraphRecorder:
+    """Capture and replay with torch.cuda.CUDAGraph (the test suite gives the part a CPU stand-in)."""
+
+    def __init__(self):
+        self.side = None
+
+    def warm_up(self, run: Callable[[], Any]) -> Any:
+        self.side = self.side or torch.cuda.Stream()
+        self.side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.side):
+            out = run()
+        torch.cuda.current_stream().wait_stream(self.side)
+        return out
+
+    def capture(self, run: Callable[[], Any]) -> tuple[Callable[[], None], Any]:
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # the host's other threads may use CUDA
+            out = run()
+        return graph.replay, out
+
+
+class _Graph:
+    def __init__(self, forward, inputs: tuple, recorder):
+        self.static = pytree.tree_map(lambda x: x.clone() if torch.is_tensor(x) else x, inputs)
+        sample, timestep, hidden, added, kwargs = self.static
+        call = UNetCall(sample, timestep, hidden, added, dict(kwargs))
+        self.replay, self.out = recorder.capture(lambda: forward(call))
+
+    def __call__(self, inputs: tuple):
+        for static, value in zip(pytree.tree_leaves(self.static), pytree.tree_leaves(inputs)):
+            if torch.is_tensor(static):
+                static.copy_(value)
+        self.replay()
+        return pytree.tree_map(lambda x: x.clone() if torch.is_tensor(x) else x, self.out)
+
+
+class CudaGraphPart(UNetPart):
+    def __init__(self, recorder=None):
+        self.recorder = recorder or CudaGraphRecorder()
+        self.graphs: OrderedDict[tuple, _Graph] = OrderedDict()
+        self.seen: set[tuple] = set()
+        self.failed = False
+
+    def attach(self, unet) -> None:
+        self.graphs.clear()
+        self.seen.clear()
+        self.failed = False
+
+    def detach(self, unet) -> None:
+        self.graphs.clear()  # frees the graphs' memory
+        self.seen.clear()
+
+    def __call__(self, call: UNetCall, forward):
+        if self.failed:
+            return forward(call)
+        inputs = _inputs(call)
+        key = signature(inputs)
+        if key in self.graphs:
+            self.graphs.move_to_end(key)
+            return self.graphs[key](inputs)
+        if key not in self.seen:
+            self.seen.add(key)
+            return self.recorder.warm_up(lambda: forward(call))
+        try:
+            graph = _Graph(forward, inputs, self.recorder)
+        except Exception as exc:  # an op that cannot be captured: the pass goes on without graphs
+            log.warning("CUDA graph capture failed, running this pass without: %s", str(exc).splitlines()[0][:200])
+            self.failed = True
+            return forward(call)
+        self.graphs[key] = graph
+        while len(self.graphs) > SIGNATURES_PER_PASS:
+            self.graphs.popitem(last=False)
+        return graph(inputs)
