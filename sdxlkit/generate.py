@@ -11,6 +11,7 @@ is then followed by its post-passes, in `images_of`'s order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -26,7 +27,7 @@ from .embeddings import EMBEDDING_FILES, PromptEmbeddings
 from .ipadapter import IPAdapterPart, IPAdapterRequest, adapter_uses
 from .loading.components import SDXLComponents
 from .loading.lru import file_key
-from .loading.residency import using
+from .loading.residency import bringing, extras_device, using
 from .lora import apply_loras
 from .photomaker.part import IdentityPart, start_merge_step
 from .photomaker.prompt import IdentityEmbeds
@@ -152,7 +153,8 @@ def unet_parts(components: SDXLComponents, gen: Generation, embeds, box: tuple[i
         parts.append(IdentityPart(embeds, start_merge_step(gen.photomaker.strength, gen.steps), guidance=gen.cfg > 1))
     if gen.accelerator:
         parts += gen.accelerator.parts()
-    ip_uses = adapter_uses(gen.ip_adapters, components.unet, components.dtype, components.device)
+    ip_uses = adapter_uses(gen.ip_adapters, components.unet, components.dtype, components.device,
+                           extras_device(components), partial(bringing, components))
     if ip_uses:
         parts.append(IPAdapterPart(ip_uses, guidance=gen.cfg > 1))
     controls = _controls(components, gen, box, pass_size)

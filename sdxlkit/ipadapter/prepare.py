@@ -5,6 +5,7 @@ and the image tokens cubiq builds (combined embeddings, projected; uncond from z
 from __future__ import annotations
 
 import hashlib
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,16 +98,21 @@ def image_tokens(adapter: IPAdapterModel, encoder, encoder_path: Path, images: l
     return cond_tokens.reshape(1, -1, width), uncond_tokens.reshape(1, -1, width)
 
 
-def adapter_uses(requests: list[IPAdapterRequest], unet, dtype, device) -> list[AdapterUse]:
-    """The requests that act on some block (weight 0 everywhere: left out, nothing is loaded for them)."""
+def adapter_uses(requests: list[IPAdapterRequest], unet, dtype, device, encoder_device=None,
+                 bringing=lambda encoder: nullcontext()) -> list[AdapterUse]:
+    """The requests that act on some block (weight 0 everywhere: left out, nothing is loaded for them). The CLIP
+    vision encoder is loaded on `encoder_device` (default `device`) and encodes within `bringing(encoder)` (the
+    memory mode's: residency.bringing)."""
     uses = []
     for request in requests:
         block_weights = request.block_weights()
         if not block_weights:
             continue
         adapter = load_adapter(request.path, unet, dtype, device)
-        encoder = load_encoder(request.encoder_path, dtype, device)
+        encoder = load_encoder(request.encoder_path, dtype, encoder_device or device)
         _check_pair(adapter, encoder, request.encoder_path)
-        cond, uncond = image_tokens(adapter, encoder, request.encoder_path, request.images, request.combine_method)
+        with bringing(encoder):
+            cond, uncond = image_tokens(adapter, encoder, request.encoder_path, request.images,
+                                        request.combine_method)
         uses.append(AdapterUse(adapter, cond, uncond, block_weights, request.embed_scaling))
     return uses

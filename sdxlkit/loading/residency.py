@@ -3,14 +3,15 @@
 - "auto" (default): the UNet and the VAE stay on the GPU. The text encoders, which run once per prompt, are parked
   in pinned CPU memory and brought in while they encode: SDXL's 1.6 GiB of CLIP is not held through the denoising
   and the decode. When a pass needs more free GPU memory than is left, the VAE is parked too until it decodes.
-- "lowvram": the UNet and any ControlNet are streamed layer by layer (streaming.py) and the text encoders and the
-  VAE are parked between uses, so the GPU holds one part's working set at a time (the VAE decode's, at large
-  sizes).
+- "lowvram": the UNet and any ControlNet are streamed layer by layer (streaming.py); the text encoders, the VAE
+  and the image encoders a run loads beside them (IP-Adapter's CLIP vision, PhotoMaker's ID encoder) are parked
+  between uses, so the GPU holds one part's working set at a time (the VAE decode's, at large sizes).
 Parked parts come back as one copy from pinned memory, and leaving costs nothing (parking.py).
 """
 
 from __future__ import annotations
 
+import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -36,6 +37,13 @@ class Residency:
     def __init__(self, device: str, memory: str, managed: bool = False):
         self.device, self.memory, self.managed = device, memory, managed
         self.parts: dict[str, ParkedPart] = {}
+        self.extras: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # module -> ParkedPart
+
+    @property
+    def parks_extras(self) -> bool:
+        """Whether the encoders a run loads beside the model (IP-Adapter's CLIP vision, PhotoMaker's ID encoder)
+        live on the CPU and come in only while they encode."""
+        return self.managed and self.memory == "lowvram"
 
     @property
     def streams(self) -> bool:
@@ -79,6 +87,29 @@ def managed_residency(modules: dict, device: str, memory: str) -> Residency:
             module.to(device)
     residency.onload(n for n in PARKABLE if n not in PARKED_AFTER_USE[memory])
     return residency
+
+
+def extras_device(components) -> str:
+    """Where an encoder loaded beside the model is loaded: the CPU when the memory mode parks it (see `bringing`)."""
+    residency: Residency | None = components.residency
+    return "cpu" if residency is not None and residency.parks_extras else components.device
+
+
+@contextmanager
+def bringing(components, module) -> Iterator[None]:
+    """An encoder loaded with `extras_device` on the compute device for the block, parked again after it."""
+    residency: Residency | None = components.residency
+    if residency is None or not residency.parks_extras:
+        yield
+        return
+    part = residency.extras.get(module)
+    if part is None:
+        part = residency.extras[module] = ParkedPart(module)
+    part.onload(residency.device)
+    try:
+        yield
+    finally:
+        part.park()
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..loading.residency import bringing, extras_device
 from ..lora import EmbeddedLora
 from .files import lora_weights
 
@@ -34,6 +35,7 @@ def identity_embeds(components, request: PhotoMakerRequest, tokenizers, encoders
     from .prompt import encode_identity_prompts
 
     widths = tuple(encoder.config.hidden_size for encoder in encoders)
-    encoder = ID_ENCODERS.get(request.path, widths, components.dtype, components.device)
-    return encode_identity_prompts(tokenizers, encoders, encoder, pixel_values(request.images), prompt, negative,
-                                   **options)
+    encoder = ID_ENCODERS.get(request.path, widths, components.dtype, extras_device(components))
+    with bringing(components, encoder):
+        return encode_identity_prompts(tokenizers, encoders, encoder, pixel_values(request.images), prompt,
+                                       negative, **options)
