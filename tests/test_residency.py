@@ -2,6 +2,9 @@
 weights, a parked one its CPU home), the GPU's free memory is faked, and a UNet streamed onto the CPU runs the real
 hooks."""
 
+import gc
+import weakref
+
 import pytest
 import torch
 from PIL import Image
@@ -80,6 +83,19 @@ def test_lowvram_streams_the_unet_and_has_another_part_in_only_while_it_runs():
     with residency.using(held, "vae"):
         assert (is_in(held, "vae"), is_in(held, "text_encoder")) == (True, False)
     assert not is_in(held, "vae")
+
+
+def test_lowvram_brings_an_encoder_in_while_it_encodes_and_forgets_it_with_its_cache():
+    held = managed("lowvram")
+    encoder = torch.nn.Linear(4, 4)
+    with residency.bringing(held, encoder):
+        part = held.residency.extras[encoder]
+        assert part.device == "cpu" and encoder.weight.data_ptr() != part.home[encoder.weight].data_ptr()
+    assert part.device is None and encoder.weight.data_ptr() == part.home[encoder.weight].data_ptr()
+    gone = weakref.ref(encoder)
+    del encoder, part
+    gc.collect()
+    assert gone() is None and not held.residency.extras
 
 
 def test_on_the_cpu_nothing_moves():

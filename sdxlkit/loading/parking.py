@@ -8,12 +8,14 @@ copy itself and come along on the next onload.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 
 class ParkedPart:
     def __init__(self, module: torch.nn.Module):
-        self.module = module
+        self.module = weakref.ref(module)  # whoever holds the module decides how long it lives
         self.device: str | None = None  # where the part is onloaded; None while parked
         pin = torch.cuda.is_available()
         self.home = {}
@@ -23,7 +25,8 @@ class ParkedPart:
             tensor.data = self.home[tensor]
 
     def _tensors(self):
-        return list(self.module.parameters()) + list(self.module.buffers())
+        module = self.module()
+        return [] if module is None else list(module.parameters()) + list(module.buffers())
 
     def onload(self, device: str | torch.device) -> None:
         for tensor in self._tensors():

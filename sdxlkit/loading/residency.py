@@ -50,12 +50,10 @@ class Residency:
         """Whether the models a pass runs (the UNet, ControlNets) are streamed in layer by layer."""
         return self.managed and "unet" in STREAMED[self.memory]
 
-    def onload(self, names) -> list[ParkedPart]:
-        parts = [self.parts[name] for name in names if name in self.parts]
-        for part in parts:
-            if part.device is None:
-                part.onload(self.device)
-        return parts
+    def onload(self, names) -> None:
+        for name in names:
+            if name in self.parts and self.parts[name].device is None:
+                self.parts[name].onload(self.device)
 
     def park(self, names) -> None:
         for name in names:
@@ -64,9 +62,7 @@ class Residency:
 
 
 def place_parts(modules: dict, device: str, memory: str) -> Residency:
-    """At load: every part where the memory mode keeps it; on the CPU all simply stay there."""
-    if memory not in MEMORY_MODES:
-        raise ValueError(f"memory mode {memory!r}; allowed: {', '.join(MEMORY_MODES)}")
+    """At load: every part where the memory mode (one of MEMORY_MODES) keeps it; on the CPU all simply stay there."""
     if str(device) == "cpu":
         for module in modules.values():
             module.to(device)
