@@ -125,3 +125,10 @@ def test_a_failed_capture_leaves_the_pass_to_plain_sampling(tiny_checkpoint, gra
     plain = load_sdxl(ModelSpec(tiny_checkpoint))
     assert torch.equal(images(graphed, gen())[0], images(plain, gen())[0])
     assert "CUDA graph capture failed" in caplog.text
+
+
+def test_a_step_with_an_unhashable_input_runs_as_usual(graphed):
+    part = CudaGraphPart()
+    part.attach(None)
+    call = UNetCall(torch.ones(1), torch.tensor(1.0), None, None, {"cross_attention_kwargs": {"odd": [1, {2}]}})
+    assert part(call, lambda c: "plain") == "plain" and not part.graphs and not part.seen

@@ -98,6 +98,10 @@ class CudaGraphPart(UNetPart):
             return forward(call)
         inputs = _inputs(call)
         key = signature(inputs)
+        try:
+            hash(key)
+        except TypeError:  # an input no graph can be keyed by: this step runs as usual
+            return forward(call)
         if key in self.graphs:
             self.graphs.move_to_end(key)
             return self.graphs[key](inputs)
