@@ -135,7 +135,7 @@ def _controls(components: SDXLComponents, gen: Generation, box: tuple[int, int, 
         if request.weight == 0:
             continue  # weight 0 is no control at all
         model = CONTROLNETS.get(request.path, components.unet.config, components.dtype, components.device,
-                                streamed=components.residency is not None and components.residency.streams)
+                                streamed=components.residency.streams)
         image = _fit(request.image.convert("RGB"), size)
         if box is not None and box != (0, 0) + size:
             image = image.crop(box)

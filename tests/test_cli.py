@@ -1,6 +1,9 @@
 import base64
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -352,3 +355,12 @@ def test_compile_and_lowvram_together_are_refused_before_anything_loads(tmp_path
         main(["demo", "--compile", "--lowvram", "--out", str(tmp_path)])
     code, err = exit_.value.code, capsys.readouterr().err
     assert code == 2 and "--lowvram: not allowed with argument --compile" in err and not any(tmp_path.iterdir())
+
+
+def test_the_cli_and_the_model_spec_import_without_torch_or_diffusers():
+    """validate starts without them, and the Loader node's module registers before they are needed."""
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['diffusers'] = None\n"
+            "import sdxlkit.cli, sdxlkit.runner, sdxlkit.loading.loader\n"
+            "sdxlkit.loading.loader.ModelSpec('model.safetensors', memory='lowvram')\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .lru import LruCache
+from .residency import Residency
 
 EMBEDS_KEPT = 8
 
@@ -24,14 +25,18 @@ class SDXLComponents:
     device: str = "cpu"
     role: str = "base"  # "refiner": no CLIP-L (text_encoder/tokenizer None), UNet conditioned on an aesthetic score
     compiled: bool = False  # the UNet's blocks are compiled (compile.py)
-    # where the parts live between uses (residency.Residency); None: all on `device` (components assembled by hand)
-    residency: Any = None
+    # where the parts live between uses; by default (components assembled by hand) all stay where they are
+    residency: Residency | None = None
     # float32 twin of the VAE, made on first need by the NaN guard
     vae_fp32: Any = field(default=None, repr=False)
     # LoRA adapters resident in unet/text encoders (sdxlkit.lora.adapters.ResidentLoras), made on first need
     lora_state: Any = field(default=None, repr=False)
     # the prompt embeddings of the last prompts encoded (generate.prompt_embeds)
     embeds_cache: Any = field(default_factory=lambda: LruCache(EMBEDS_KEPT), repr=False)
+
+    def __post_init__(self):
+        if self.residency is None:
+            self.residency = Residency(self.device, "auto")
 
     def replays_graphs(self) -> bool:
         """Compiled mode on a GPU also replays each pass's UNet forward from a CUDA graph (sampling/cuda_graph.py)."""

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import weakref
 
-import torch
-
 
 class ParkedPart:
-    def __init__(self, module: torch.nn.Module):
+    def __init__(self, module):
+        import torch
+
         self.module = weakref.ref(module)  # whoever holds the module decides how long it lives
         self.device: str | None = None  # where the part is onloaded; None while parked
         pin = torch.cuda.is_available()
@@ -28,7 +28,7 @@ class ParkedPart:
         module = self.module()
         return [] if module is None else list(module.parameters()) + list(module.buffers())
 
-    def onload(self, device: str | torch.device) -> None:
+    def onload(self, device) -> None:
         for tensor in self._tensors():
             if tensor in self.home:
                 tensor.data = self.home[tensor].to(device, non_blocking=True, copy=True)

@@ -87,15 +87,14 @@ def managed_residency(modules: dict, device: str, memory: str) -> Residency:
 
 def extras_device(components) -> str:
     """Where an encoder loaded beside the model is loaded: the CPU when the memory mode parks it (see `bringing`)."""
-    residency: Residency | None = components.residency
-    return "cpu" if residency is not None and residency.parks_extras else components.device
+    return "cpu" if components.residency.parks_extras else components.device
 
 
 @contextmanager
 def bringing(components, module) -> Iterator[None]:
     """An encoder loaded with `extras_device` on the compute device for the block, parked again after it."""
-    residency: Residency | None = components.residency
-    if residency is None or not residency.parks_extras:
+    residency: Residency = components.residency
+    if not residency.parks_extras:
         yield
         return
     part = residency.extras.get(module)
@@ -111,10 +110,7 @@ def bringing(components, module) -> Iterator[None]:
 @contextmanager
 def using(components, *names: str) -> Iterator[None]:
     """The parts `names` on the compute device for the block; those the mode parks after use leave after it."""
-    residency: Residency | None = components.residency
-    if residency is None:  # components assembled by hand: everything already where it runs
-        yield
-        return
+    residency: Residency = components.residency
     residency.onload(names)
     try:
         yield
@@ -126,8 +122,8 @@ def make_room(components, need: float) -> None:
     """Before a pass needing about `need` bytes of working memory: park the idle parts off a GPU short of it."""
     import torch
 
-    residency: Residency | None = components.residency
-    if residency is None or not residency.parts or not str(residency.device).startswith("cuda"):
+    residency: Residency = components.residency
+    if not residency.parts or not str(residency.device).startswith("cuda"):
         return
     free, _ = torch.cuda.mem_get_info(torch.device(residency.device))
     if free < need:

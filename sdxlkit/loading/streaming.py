@@ -9,10 +9,9 @@ when next used.
 
 from __future__ import annotations
 
-import torch
 
-
-def stream_weights(module: torch.nn.Module, device: str | torch.device) -> None:
+def stream_weights(module, device) -> None:
+    import torch
     from diffusers.hooks import apply_group_offloading
 
     device = torch.device(device)
@@ -21,7 +20,7 @@ def stream_weights(module: torch.nn.Module, device: str | torch.device) -> None:
                            offload_type="leaf_level", use_stream=streams, record_stream=streams)
 
 
-def is_streamed(module: torch.nn.Module) -> bool:
+def is_streamed(module) -> bool:
     from diffusers.hooks.group_offloading import _is_group_offload_enabled
 
     return _is_group_offload_enabled(module)

@@ -47,9 +47,8 @@ _PRECISIONS = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp
 
 def load_refiner(base: SDXLComponents, request: RefinerRequest) -> SDXLComponents:
     """The refiner of `request`, loaded (REFINER_CACHE) on the base model's device in its precision and memory mode."""
-    memory = base.residency.memory if base.residency is not None else "auto"
     return REFINER_CACHE.get(ModelSpec(checkpoint=request.path, precision=_PRECISIONS[base.dtype], device=base.device,
-                                       role="refiner", memory=memory))
+                                       role="refiner", memory=base.residency.memory))
 
 
 @dataclass
