@@ -3,7 +3,8 @@ single file (Stability's layout, written by sdxlkit.tiny), in one dtype, interle
 
 Paths, each from prompt to PNG file: engine eager, engine compiled (--compile: compiled transformer blocks, each
 pass's UNet forward replayed from a CUDA graph), both with DeepCache interval 3 (no graph: its stand-ins), a
-bare StableDiffusionXLPipeline on the eager engine's modules, and, with COMFYUI_PATH set, ComfyUI's own path
+bare StableDiffusionXLPipeline on the eager engine's modules, the eager engine with a new prompt every run (its
+parked text encoders come in each time), and, with COMFYUI_PATH set, ComfyUI's own path
 (load_checkpoint_guess_config, CLIP encode, comfy.sample.sample euler/normal, VAE decode, PNG). Prints end-to-end
 medians and ratios over a seed sweep (the prompt's conditioning is reused by the engine and by ComfyUI, whose cache
 skips an unchanged CLIPTextEncode; the bare pipeline encodes every run), UNet milliseconds per forward (CFG batch
@@ -92,6 +93,11 @@ class Engine:
         from sdxlkit.task.model import parse_tasks
 
         return self.cache.get(prepare(parse_tasks(task(self.checkpoint, self.args, 0, PROMPTS[0]))[0], self.options).spec)
+
+
+def with_new_prompts(run):
+    """`run` on a prompt it has not seen every time: what parking the text encoders costs."""
+    return lambda seed, prompt: run(seed, f"{prompt}, variation {seed}")
 
 
 def bare_pipeline(components, out: Path, args):
@@ -321,7 +327,8 @@ def main() -> None:
 
     paths = {"engine eager": eager.run, "engine compiled": compiled.run,
              "engine eager + DeepCache": partial(eager.run, accelerate=True),
-             "engine compiled + DeepCache": partial(compiled.run, accelerate=True)}
+             "engine compiled + DeepCache": partial(compiled.run, accelerate=True),
+             "engine eager, new prompt": with_new_prompts(eager.run)}
     paths["bare diffusers"] = bare_pipeline(eager.components, out, args)
     try:
         comfy_run, comfy_forward = comfy_path(args.checkpoint, out, args)

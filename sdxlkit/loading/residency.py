@@ -1,7 +1,7 @@
 """Where the model's parts live while a generation runs on a GPU (on the CPU everything simply stays there).
 
 - "auto" (default): the UNet and the VAE stay on the GPU. The text encoders, which run once per prompt, are parked
-  in pinned CPU memory and brought in while they encode: SDXL's 1.6 GiB of CLIP is not held through the denoising
+  in pinned CPU memory and brought in while they encode: SDXL's 1.5 GiB of CLIP is not held through the denoising
   and the decode. When a pass needs more free GPU memory than is left, the VAE is parked too until it decodes.
 - "lowvram": the UNet and any ControlNet are streamed layer by layer (streaming.py); the text encoders, the VAE
   and the image encoders a run loads beside them (IP-Adapter's CLIP vision, PhotoMaker's ID encoder) are parked
