@@ -75,8 +75,9 @@ def load_sdxl(spec: ModelSpec) -> SDXLComponents:
     residency = place_parts(modules, spec.device, spec.memory)
     if spec.compile:
         compile_unet(modules["unet"])
+    parked = [name for name, part in residency.parts.items() if part.device is None]
     log.info("loaded %s %s (unet %s) on %s, memory %s%s", role.name, Path(spec.checkpoint).name, modules["unet"].dtype,
-             spec.device, spec.memory, f" (parked in CPU memory: {', '.join(residency.parts)})" if residency.parts else "")
+             spec.device, spec.memory, f" (parked in CPU memory: {', '.join(parked)})" if parked else "")
     return SDXLComponents(unet=modules["unet"], vae=modules.get("vae"), text_encoder=modules.get("text_encoder"),
                           text_encoder_2=modules["text_encoder_2"],
                           tokenizer=tokenizer if "text_encoder" in modules else None, tokenizer_2=tokenizer_2,
