@@ -15,7 +15,7 @@ from sdxlkit.generate import ControlRequest, Generation, generate
 from sdxlkit.loading import residency
 from sdxlkit.loading.loader import ModelSpec, load_sdxl
 from sdxlkit.loading.parking import ParkedPart
-from sdxlkit.loading.streaming import is_streamed
+from sdxlkit.loading.streaming import is_streamed, settle
 from sdxlkit.sampling.window import step_window
 
 
@@ -96,6 +96,28 @@ def test_lowvram_brings_an_encoder_in_while_it_encodes_and_forgets_it_with_its_c
     del encoder, part
     gc.collect()
     assert gone() is None and not held.residency.extras
+
+
+def test_settling_sends_back_a_layer_fetched_ahead_that_did_not_run():
+    """Meta stands in for the CPU home and the CPU for the GPU: a layer left "on the GPU" goes home."""
+    from diffusers.hooks import apply_group_offloading
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4))
+    apply_group_offloading(model, onload_device="cpu", offload_device="meta", offload_type="leaf_level")
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    model[1].to_empty(device="cpu")  # fetched ahead for a step a cache then skipped
+    settle(model)
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+
+
+def test_lowvram_settles_the_unet_after_each_use(monkeypatch):
+    held, settled = managed("lowvram"), []
+    monkeypatch.setattr(residency, "settle", settled.append)
+    with residency.using(held, "unet"):
+        assert settled == []
+    with residency.using(held, "vae"):
+        pass
+    assert settled == [held.unet]
 
 
 def test_on_the_cpu_nothing_moves():

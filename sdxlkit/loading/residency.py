@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from .parking import ParkedPart
-from .streaming import stream_weights
+from .streaming import settle, stream_weights
 
 MEMORY_MODES = ("auto", "lowvram")
 PARKED_AFTER_USE = {"auto": ("text_encoder", "text_encoder_2"), "lowvram": ("text_encoder", "text_encoder_2", "vae")}
@@ -109,13 +109,18 @@ def bringing(components, module) -> Iterator[None]:
 
 @contextmanager
 def using(components, *names: str) -> Iterator[None]:
-    """The parts `names` on the compute device for the block; those the mode parks after use leave after it."""
+    """The parts `names` on the compute device for the block; those the mode parks after use leave after it, and a
+    streamed one has every layer back in CPU memory (streaming.settle)."""
     residency: Residency = components.residency
     residency.onload(names)
     try:
         yield
     finally:
         residency.park(n for n in names if n in PARKED_AFTER_USE[residency.memory])
+        if residency.streams:
+            for name in names:
+                if name in STREAMED[residency.memory]:
+                    settle(getattr(components, name))
 
 
 def make_room(components, need: float) -> None:

@@ -24,3 +24,21 @@ def is_streamed(module) -> bool:
     from diffusers.hooks.group_offloading import _is_group_offload_enabled
 
     return _is_group_offload_enabled(module)
+
+
+def settle(module) -> None:
+    """Every streamed layer of `module` back in CPU memory. With a side stream the layer after the one running is
+    fetched ahead; when a cache then skips it, it stays on the GPU until it next runs, and a weight written
+    meanwhile (a LoRA merged in place) would land in that GPU copy and be lost when the layer leaves."""
+    from diffusers.hooks.group_offloading import _GROUP_OFFLOADING
+
+    for layer in module.modules():
+        registry = getattr(layer, "_diffusers_hook", None)
+        hook = registry.get_hook(_GROUP_OFFLOADING) if registry is not None else None
+        if hook is None or hook.group.offload_leader is not layer:
+            continue
+        group = hook.group
+        tensors = [t for m in group.modules for t in (*m.parameters(), *m.buffers())] + [*group.parameters,
+                                                                                         *group.buffers]
+        if any(t.device != group.offload_device for t in tensors):
+            group.offload_()
