@@ -45,3 +45,23 @@ def test_compile_cache_folder(monkeypatch, tmp_path):
     assert compile_cache_dir() == tmp_path / "cache"
     monkeypatch.delenv("SDXLKIT_COMPILE_CACHE")
     assert compile_cache_dir().parts[-3:] == (".cache", "sdxlkit", "torch_compile")
+
+
+def test_a_new_ip_adapter_image_compiles_nothing(ip_models, no_recompiles):
+    import numpy as np
+    from PIL import Image
+
+    from sdxlkit.ipadapter import IPAdapterRequest
+
+    compiled = load_sdxl(ModelSpec(ip_models.checkpoint))
+    compile_unet(compiled.unet, backend="eager")
+
+    def with_image(seed):
+        image = Image.fromarray((np.random.RandomState(seed).rand(64, 96, 3) * 255).astype(np.uint8))
+        return gen(ip_adapters=[IPAdapterRequest(ip_models.path["runware:55@2"], ip_models.encoder["runware:55@2"],
+                                                 [image])])
+
+    ((first, _),) = generate(compiled, with_image(1))
+    torch._dynamo.config.error_on_recompile = True
+    ((second, _),) = generate(compiled, with_image(2))
+    assert not torch.equal(first, second)  # the image acted, through the compiled blocks
