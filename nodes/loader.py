@@ -70,6 +70,14 @@ class SDXLKitLoader(CheckedNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values) -> bool | str:
+        checked = super().validate_inputs(**values)
+        if values.get("compile") is True and values.get("memory") == "lowvram":
+            refusal = "compile: not with memory lowvram (its streaming hooks sit inside the blocks compile traces)"
+            return refusal if checked is True else f"{checked}; {refusal}"
+        return checked
+
+    @classmethod
     def execute(cls, ckpt_name: str, vae_name: str, precision: str, memory: str = "auto",
                 compile: bool = False) -> io.NodeOutput:
         checkpoint = checkpoint_path(ckpt_name)

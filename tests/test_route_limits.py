@@ -330,6 +330,8 @@ def test_widget_values_are_checked_with_messages_naming_input_and_allowed_values
     assert "output_format: got 'GIF'; allowed: one of 'JPG', 'PNG', 'WEBP'" in SDXLKitSave.validate_inputs(output_format="GIF")
     loader = SDXLKitLoader.validate_inputs(precision="fp64", ckpt_name="missing.safetensors")
     assert "precision: got 'fp64'; allowed: one of 'auto'" in loader and "ckpt_name: got 'missing.safetensors'" in loader
+    assert "compile: not with memory lowvram" in SDXLKitLoader.validate_inputs(memory="lowvram", compile=True)
+    assert SDXLKitLoader.validate_inputs(memory="lowvram", compile=False) is True
     assert issubclass(SDXLKitLoader, CheckedNode)
     assert widget_problems(SDXLKitSave.define_schema().inputs, {"output_quality": math.inf, "filename_prefix": "x"}) == [
         "output_quality: got inf; allowed: an integer"]
