@@ -54,6 +54,17 @@ def test_a_parked_part_comes_in_whole_and_leaves_without_a_copy():
     assert layer.weight.data_ptr() == home and part.device is None
 
 
+def test_parking_copies_nothing_back(monkeypatch):
+    layer = torch.nn.Linear(4, 4)
+    part = ParkedPart(layer)
+    part.onload("cpu")
+    copies = []
+    original = torch.Tensor.cpu
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda self, *a, **k: copies.append(self) or original(self, *a, **k))
+    part.park()
+    assert copies == []
+
+
 def test_weights_changed_while_parked_come_along_and_new_tensors_get_a_home():
     layer = torch.nn.Linear(4, 4)
     part = ParkedPart(layer)

@@ -28,16 +28,18 @@ class ParkedPart:
         module = self.module()
         return [] if module is None else list(module.parameters()) + list(module.buffers())
 
+    def _home(self, tensor):
+        """The tensor's CPU copy; a tensor the part gained since (a LoRA adapter) makes its data its home."""
+        if tensor not in self.home:
+            self.home[tensor] = tensor.data.cpu()
+        return self.home[tensor]
+
     def onload(self, device) -> None:
         for tensor in self._tensors():
-            if tensor in self.home:
-                tensor.data = self.home[tensor].to(device, non_blocking=True, copy=True)
-            else:  # a tensor the part gained while parked (a LoRA adapter): its first copy on the CPU becomes home
-                self.home[tensor] = tensor.data.cpu()
-                tensor.data = self.home[tensor].to(device, copy=True)
+            tensor.data = self._home(tensor).to(device, non_blocking=True, copy=True)
         self.device = str(device)
 
     def park(self) -> None:
         for tensor in self._tensors():
-            tensor.data = self.home.setdefault(tensor, tensor.data.cpu())
+            tensor.data = self._home(tensor)
         self.device = None
