@@ -2,15 +2,15 @@
 single file (Stability's layout, written by sdxlkit.tiny), in one dtype, interleaved.
 
 Paths, each from prompt to PNG file: engine eager, engine compiled (--compile: compiled transformer blocks, each
-pass's UNet forward replayed from a CUDA graph), both with DeepCache interval 3 (no graph: its stand-ins), a
-bare StableDiffusionXLPipeline on the eager engine's modules, the eager engine with a new prompt every run (its
-parked text encoders come in each time), and, with COMFYUI_PATH set, ComfyUI's own path
-(load_checkpoint_guess_config, CLIP encode, comfy.sample.sample euler/normal, VAE decode, PNG). Prints end-to-end
-medians and ratios over a seed sweep (the prompt's conditioning is reused by the engine and by ComfyUI, whose cache
-skips an unchanged CLIPTextEncode; the bare pipeline encodes every run), UNet milliseconds per forward (CFG batch
-of 2; also replayed from a CUDA graph, to show what launching kernels costs, and the engine's CUDA graph part
-checked against the direct forward), graphs compiled when only
-prompt/seed/steps change, compile time cold and warm (a second process on the same disk cache), and peak GPU
+pass's UNet forward replayed from a CUDA graph), both with DeepCache interval 3 (in compiled mode a graph for its
+full steps and one for its cached steps), a bare StableDiffusionXLPipeline on the eager engine's modules, the
+eager engine with a new prompt every run (its parked text encoders come in each time), and, with COMFYUI_PATH set,
+ComfyUI's own path (load_checkpoint_guess_config, CLIP encode, comfy.sample.sample euler/normal, VAE decode, PNG).
+Prints end-to-end medians and ratios over a seed sweep (the prompt's conditioning is reused by the engine and by
+ComfyUI, whose cache skips an unchanged CLIPTextEncode; the bare pipeline encodes every run), UNet milliseconds per
+forward (CFG batch of 2; also replayed from a CUDA graph, to show what launching kernels costs), the engine's CUDA
+graphs checked against the direct forward and its images with graphs against those without, graphs compiled when
+only prompt/seed/steps change, compile time cold and warm (a second process on the same disk cache), and peak GPU
 memory of a fresh process in the default and the lowvram mode.
 
     COMFYUI_PATH=/path/to/ComfyUI python bench/gpu_peer.py [--size 1024] [--steps 20] [--repeats 5] [--out DIR]
@@ -223,6 +223,30 @@ def graph_part_difference(unet, args, steps: int = 4) -> float:
     return worst
 
 
+def graph_image_difference(components, args) -> dict[str, float]:
+    """The largest pixel difference between compiled mode's images with its CUDA graphs and without them (the same
+    compiled kernels, launched one by one), plain and with DeepCache interval 3: 0 when replays are right."""
+    from sdxlkit.accelerator import accelerator_request
+    from sdxlkit.generate import Generation, generate
+
+    def image(accelerator: dict | None):
+        request = accelerator and accelerator_request(accelerator, args.steps)
+        g = Generation(prompt=PROMPTS[0], negative_prompt=NEGATIVE, width=args.size, height=args.size,
+                       steps=args.steps, cfg=CFG, scheduler="Euler", seed=3, accelerator=request)
+        return generate(components, g)[0][0]
+
+    differences = {}
+    for name, accelerator in (("plain", None), ("DeepCache", {"deepCache": True, "deepCacheInterval": 3})):
+        graphed = image(accelerator)
+        components.replays_graphs = lambda: False
+        try:
+            launched = image(accelerator)
+        finally:
+            del components.replays_graphs
+        differences[name] = (graphed - launched).abs().max().item()
+    return differences
+
+
 def synchronize() -> None:
     import torch
 
@@ -370,6 +394,11 @@ def main() -> None:
                     f"{graph_part_difference(compiled.components.unet, args):.3g}")
     except Exception as exc:
         report(out, f"CUDA graph part check failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    try:
+        for name, difference in graph_image_difference(compiled.components, args).items():
+            report(out, f"compiled mode, {name}: max |pixel with CUDA graphs - without| {difference:.3g}")
+    except Exception as exc:
+        report(out, f"CUDA graph image check failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     del eager, compiled, paths, forwards
     gc.collect()
     torch.cuda.empty_cache()

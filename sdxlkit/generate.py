@@ -160,7 +160,7 @@ def unet_parts(components: SDXLComponents, gen: Generation, embeds, box: tuple[i
     controls = _controls(components, gen, box, pass_size)
     if controls:
         parts.append(ControlNetPart(controls, guidance=gen.cfg > 1))
-    if components.replays_graphs() and all(part.graphable for part in parts):
+    if components.replays_graphs():
         parts.append(CudaGraphPart())  # innermost: the parts above only change its inputs
     return parts
 

@@ -1,12 +1,15 @@
-"""Compiled mode's CUDA graphs, with a CPU stand-in that keeps a graph's contract: a capture fixes the input and
-output tensors, a replay recomputes the outputs in place from the inputs' current values. The part must give the
-images of plain sampling, warm up and capture once per input structure, and never hand out a tensor a later replay
-overwrites."""
+"""Compiled mode's CUDA graphs, with a CPU stand-in that keeps a graph's contract. A capture records the aten ops
+the forward runs; a replay runs that record again: every decision Python made during the capture is fixed, the
+tensors that existed before it (the graph's inputs, weights, a part's buffers) are read and written where they are,
+and the outputs are rewritten in place. An op that makes the host wait for the device fails the capture, as it does
+on a GPU. The part must give the images of plain sampling, warm up and capture once per input structure, and never
+hand out a tensor a later replay overwrites."""
 
 import pytest
 import torch
 from PIL import Image
-from torch.utils._pytree import tree_leaves
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves, tree_map
 
 from sdxlkit.accelerator import accelerator_request
 from sdxlkit.generate import ControlRequest, Generation, generate, unet_parts
@@ -15,6 +18,33 @@ from sdxlkit.sampling import cuda_graph
 from sdxlkit.sampling.cuda_graph import CudaGraphPart
 from sdxlkit.sampling.unet import UNetCall
 from sdxlkit.sampling.window import step_window
+
+HOST_WAITS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default}
+
+
+class Record(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in HOST_WAITS:
+            raise RuntimeError(f"{func} makes the host wait: operation not permitted when stream is capturing")
+        out = func(*args, **(kwargs or {}))
+        self.ops.append((func, args, kwargs or {}, out))
+        return out
+
+    def replay(self, captured):
+        """`captured` as the recorded ops compute it now."""
+        made = {}
+
+        def now(x):
+            return made.get(id(x), x) if torch.is_tensor(x) else x
+
+        for func, args, kwargs, out in self.ops:
+            fresh = func(*tree_map(now, args), **tree_map(now, kwargs))
+            made.update((id(old), new) for old, new in zip(tree_leaves(out), tree_leaves(fresh)) if torch.is_tensor(old))
+        return tree_map(now, captured)
 
 
 class ReplayOnCpu:
@@ -30,11 +60,13 @@ class ReplayOnCpu:
 
     def capture(self, run):
         self.captures += 1
-        out = run()
+        record = Record()
+        with record:
+            out = run()
 
         def replay():
             self.replays += 1
-            for static, fresh in zip(tree_leaves(out), tree_leaves(run())):
+            for static, fresh in zip(tree_leaves(out), tree_leaves(record.replay(out))):
                 static.copy_(fresh)
 
         return replay, out
@@ -86,21 +118,58 @@ def test_one_pass_warms_up_and_captures_once_per_step_count(graphed):
     assert (recorder.warm_ups, recorder.captures, recorder.replays) == (1, 1, 5)
 
 
-def test_a_controlnet_window_gives_two_graphs_and_the_same_images(tiny_checkpoint, graphed, adapter_models):
+@pytest.mark.parametrize(("accelerator", "counts"), [
+    (None, (2, 2, 4)),  # 3 steps with residuals, 3 without: a warm-up and 2 replays each
+    # DeepCache interval 3: full 0 3 | 6, cached 1 2 | 4 5 7 (with residuals | without)
+    ({"deepCache": True}, (4, 3, 4))])
+def test_a_controlnet_window_gives_a_graph_per_input_structure_and_the_same_images(tiny_checkpoint, graphed,
+                                                                                   adapter_models, accelerator, counts):
     plain = load_sdxl(ModelSpec(tiny_checkpoint))
+    steps = 8 if accelerator else 6
     guide = Image.new("RGB", (128, 128), "white")
-    window = step_window(6, end_percent=50)
-    control = ControlRequest(adapter_models.controlnets["file"], guide, 0.8, "balanced", window)
-    expected = images(plain, gen(steps=6, controls=[control]))
-    assert torch.equal(images(graphed, gen(steps=6, controls=[control]))[0], expected[0])
+    control = ControlRequest(adapter_models.controlnets["file"], guide, 0.8, "balanced",
+                             step_window(steps, end_percent=50))
+    g = gen(steps=steps, controls=[control], accelerator=accelerator and accelerator_request(accelerator, steps))
+    assert torch.equal(images(graphed, g)[0], images(plain, g)[0])
     recorder, = ReplayOnCpu.made
-    assert (recorder.warm_ups, recorder.captures, recorder.replays) == (2, 2, 4)  # 3 steps with residuals, 3 without: warm-up, 2 replays each
+    assert (recorder.warm_ups, recorder.captures, recorder.replays) == counts
 
 
-def test_deep_cache_rules_graphs_out(graphed):
-    deep = gen(accelerator=accelerator_request({"deepCache": True}, 5))
-    assert not any(isinstance(p, CudaGraphPart) for p in unet_parts(graphed, deep, None))
-    assert isinstance(unet_parts(graphed, gen(), None)[-1], CudaGraphPart)
+@pytest.mark.parametrize(("interval", "counts"), [(3, (2, 2, 6)), (2, (2, 2, 6))])
+def test_deep_cache_replays_a_graph_per_step_kind_and_gives_the_images_of_plain_sampling(tiny_checkpoint, graphed,
+                                                                                         interval, counts):
+    deep = gen(steps=8, accelerator=accelerator_request({"deepCache": True, "deepCacheInterval": interval}, 8))
+    plain = load_sdxl(ModelSpec(tiny_checkpoint))
+    assert torch.equal(images(graphed, deep)[0], images(plain, deep)[0])
+    recorder, = ReplayOnCpu.made
+    assert (recorder.warm_ups, recorder.captures, recorder.replays) == counts  # a full and a cached step each
+
+
+def test_image_prompts_keep_the_graph_and_the_images_of_plain_sampling(tiny_checkpoint, tiny_components, graphed,
+                                                                      ip_models, tmp_path):
+    import numpy as np
+
+    from sdxlkit.ipadapter import IPAdapterRequest
+    from sdxlkit.photomaker.request import PhotoMakerRequest
+    from sdxlkit.tiny_photomaker import tiny_photomaker, write_photomaker
+
+    photo = Image.fromarray((np.random.RandomState(3).rand(96, 80, 3) * 255).astype(np.uint8))
+    plus = IPAdapterRequest(ip_models.path["runware:55@2"], ip_models.encoder["runware:55@2"], [photo])
+    photomaker = write_photomaker(tiny_photomaker(tiny_components, seed=11)[0], tmp_path / "photomaker-v1.bin")
+    plain = load_sdxl(ModelSpec(tiny_checkpoint))
+    # PhotoMaker at strength 50 over 6 steps: the text-only prompt up to step 3, the identity after it
+    for case in ({"ip_adapters": [plus]},
+                 {"prompt": "a photo of a man img", "photomaker": PhotoMakerRequest(photomaker, [photo], strength=50)}):
+        ReplayOnCpu.made = []
+        assert torch.equal(images(graphed, gen(steps=6, **case))[0], images(plain, gen(steps=6, **case))[0]), case
+        recorder, = ReplayOnCpu.made
+        assert (recorder.warm_ups, recorder.captures, recorder.replays) == (1, 1, 5)
+
+
+def test_every_pass_ends_with_the_graph_part(graphed):
+    for accelerator in (None, {"deepCache": True}, {"teaCache": True}):
+        request = accelerator and accelerator_request(accelerator, 5)
+        assert isinstance(unet_parts(graphed, gen(accelerator=request), None)[-1], CudaGraphPart)
 
 
 def test_outputs_are_copies_a_later_replay_does_not_overwrite(graphed):

@@ -13,15 +13,19 @@ Only the outermost skipped modules are stood in for (the helper patches all of t
 result is the same, the memory is that of the features actually reused.
 
 State lives in the part, which is made per pass: features never cross from one image, pass or run to another.
+The first full step's outputs become the pass's feature buffers, and later full steps write into them in place, so
+a CUDA graph of a cached step (compiled mode) reads the latest features where it found them when captured.
 ControlNet residuals still reach the computed layers (the shallow skip connections, which are where they act on
 the computed path); the deep ones would only feed cached modules.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Iterator
 
 import torch
+from torch.utils._pytree import tree_leaves
 
 from ..sampling.unet import StandIn, UNetCall, UNetPart
 from .schedule import CacheSchedule
@@ -70,7 +74,11 @@ class Reused(StandIn):
         features = self.part.features
         if self.part.reusing:
             return features[self.key]
-        out = features[self.key] = self.inner(*args, **kwargs)
+        out = self.inner(*args, **kwargs)
+        kept = features.setdefault(self.key, out)
+        if kept is not out:
+            for buffer, value in zip(tree_leaves(kept), tree_leaves(out)):
+                buffer.copy_(value)
         return out
 
 
@@ -82,8 +90,6 @@ def branch_count(unet: torch.nn.Module) -> int:
 class DeepCachePart(UNetPart):
     """Full UNet on refresh steps, the shallow path on the steps between (every `interval` steps a refresh, within
     the schedule's window and run limit). `full_steps` / `cached_steps` record the step indices of the pass."""
-
-    graphable = False  # its stand-ins decide by step whether the deep blocks run
 
     def __init__(self, interval: int, branch: int, schedule: CacheSchedule):
         self.interval = interval
@@ -115,6 +121,8 @@ class DeepCachePart(UNetPart):
                                                                        limit=self.interval - 1)
         (self.cached_steps if self.reusing else self.full_steps).append(call.step)
         self.in_a_row = self.in_a_row + 1 if self.reusing else 0
+        if self.reusing:  # the stand-ins, not the inputs, make this forward the shallow one
+            call = replace(call, variant=(*call.variant, "DeepCache: deep features reused"))
         try:
             return forward(call)
         finally:

@@ -7,8 +7,10 @@ and every later step copies its inputs into the graph's own tensors and replays 
 so a step's output outlives the next replay. The graphs live for one pass: their memory is freed when it ends.
 
 What a graph replays is fixed at capture: the part is innermost, so parts outside it (ControlNet, the first-block
-cache, PhotoMaker's identity switch) only change the forward's inputs. A part that changes what the UNet computes
-from step to step by Python state (DeepCache's stand-ins) says `graphable = False`, and then no graph is made.
+cache, PhotoMaker's identity switch) only change the forward's inputs. A part whose Python state changes what the
+UNet computes (DeepCache's stand-ins on a cached step) names that state in `UNetCall.variant`, and each variant gets
+its own graph. The graphs of a pass share one memory pool: they replay one at a time and their outputs are copied
+out at once, so one graph's scratch memory may be another's.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from .unet import UNetCall, UNetPart
 
 log = logging.getLogger(__name__)
 
-SIGNATURES_PER_PASS = 2  # a ControlNet window gives a pass two input structures (with and without residuals)
+# a ControlNet window gives a pass two input structures (with and without residuals), DeepCache two variants
+SIGNATURES_PER_PASS = 4
 
 
 def _inputs(call: UNetCall) -> tuple:
@@ -34,11 +37,12 @@ def _inputs(call: UNetCall) -> tuple:
     return (call.sample, timestep, call.encoder_hidden_states, call.added_cond_kwargs, call.kwargs)
 
 
-def signature(inputs: tuple) -> tuple:
-    """What a graph is fixed to: the structure of the inputs, each tensor's shape, dtype and device, and every
-    other value (return_dict, ...)."""
+def signature(inputs: tuple, variant: tuple = ()) -> tuple:
+    """What a graph is fixed to: the structure of the inputs, each tensor's shape, dtype and device, every other
+    value (return_dict, ...) and the call's variant."""
     leaves, spec = pytree.tree_flatten(inputs)
-    return (spec, tuple((tuple(x.shape), x.dtype, x.device) if torch.is_tensor(x) else ("value", x) for x in leaves))
+    return (spec, tuple((tuple(x.shape), x.dtype, x.device) if torch.is_tensor(x) else ("value", x) for x in leaves),
+            variant)
 
 
 class CudaGraphRecorder:
@@ -46,6 +50,7 @@ class CudaGraphRecorder:
 
     def __init__(self):
         self.side = None
+        self.pool = None  # the memory pool of the part's graphs, made by the first capture
 
     def warm_up(self, run: Callable[[], Any]) -> Any:
         self.side = self.side or torch.cuda.Stream()
@@ -57,8 +62,10 @@ class CudaGraphRecorder:
 
     def capture(self, run: Callable[[], Any]) -> tuple[Callable[[], None], Any]:
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # the host's other threads may use CUDA
+        # thread_local: the host's other threads may use CUDA meanwhile
+        with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
             out = run()
+        self.pool = self.pool or graph.pool()
         return graph.replay, out
 
 
@@ -97,7 +104,7 @@ class CudaGraphPart(UNetPart):
         if self.failed:
             return forward(call)
         inputs = _inputs(call)
-        key = signature(inputs)
+        key = signature(inputs, call.variant)
         try:
             hash(key)
         except TypeError:  # an input no graph can be keyed by: this step runs as usual

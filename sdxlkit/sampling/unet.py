@@ -26,6 +26,9 @@ class UNetCall:
     kwargs: dict = field(default_factory=dict)  # down/mid residuals, cross_attention_kwargs, return_dict, ...
     step: int = 0  # index of this denoising step in the pass
     total: int = 1  # denoising steps the pass runs
+    # what outer parts' Python state makes the UNet compute differently at this call, beyond its inputs (DeepCache's
+    # cached steps): a CUDA graph replays only calls of the variant it was captured on (cuda_graph.py)
+    variant: tuple = ()
 
 
 Forward = Callable[[UNetCall], Any]
@@ -33,10 +36,6 @@ Forward = Callable[[UNetCall], Any]
 
 class UNetPart:
     """A feature acting on the UNet for the length of one pass. Override what the feature needs."""
-
-    # whether the UNet's forward computes the same thing at every step of the pass given the same inputs, so that
-    # a CUDA graph captured at one step may replay it at the next (cuda_graph.py)
-    graphable = True
 
     def attach(self, unet: torch.nn.Module) -> None:
         """Called when the pass starts (install attention processors, reset per-generation state)."""
