@@ -21,6 +21,8 @@ def _with_file(fields: dict, ref: str, kind: str) -> TaskPart:
     return TaskPart(fields, files={(ref, kind): ComfyModelNames().resolve(ref, kind)})
 
 
+HIRES_MAX_STEPS = 10000  # hiresFix.steps has no maximum in the schema; ComfyUI's KSampler allows this many
+
 class SDXLKitHiresFix(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -37,7 +39,7 @@ class SDXLKitHiresFix(CheckedNode):
                                        "0.5); 504@1 RealESRGAN_x4plus.pth, realesrgan@anime-6b "
                                        "RealESRGAN_x4plus_anime_6B.pth, esrgan@animesharp 4x-AnimeSharp.pth, "
                                        "esrgan@ultrasharp 4x-UltraSharp.pth (or the same names as .safetensors)"),
-                io.Int.Input("steps", default=nodes.TASK_STEPS, min=0, max=150,
+                io.Int.Input("steps", default=nodes.TASK_STEPS, min=0, max=HIRES_MAX_STEPS,
                              tooltip="UNet steps of the refine pass; 0 = the Inference node's steps"),
                 io.Float.Input("strength", default=HIRES_DEFAULTS["strength"], min=0.0, max=1.0, step=0.01,
                                round=0.01, tooltip="denoise of the refine pass; 0 = no refine (the upscaled image)"),

@@ -37,5 +37,8 @@ def float_widget(id: str, path: str, step: float = 0.01, **kwargs) -> io.Float.I
     return _keeps_path(io.Float.Input(id, step=step, round=step, **b), path)
 
 
-def combo_widget(id: str, path: str, **kwargs) -> io.Combo.Input:
-    return _keeps_path(io.Combo.Input(id, options=schema.enum(path), default=schema.default(path), **kwargs), path)
+def combo_widget(id: str, path: str, unset: str | None = None, **kwargs) -> io.Combo.Input:
+    """`unset`: a first choice, and the default, that leaves the field out of the task."""
+    options = [unset, *schema.enum(path)] if unset is not None else schema.enum(path)
+    default = unset if unset is not None else schema.default(path)
+    return _keeps_path(io.Combo.Input(id, options=options, default=default, **kwargs), path)

@@ -195,7 +195,7 @@ def test_delivery_and_safety_fields_live_on_their_option_nodes():
     delivery, safety = node_of(prompt, "SDXLKit_Delivery")[1], node_of(prompt, "SDXLKit_Safety")[1]
     assert delivery["inputs"] == {"output_type": "dataURI", "delivery_method": "sync", "include_cost": True,
                                   "ttl": 120, "webhook_url": "https://example.com/h", "upload_endpoint": ""}
-    assert safety["inputs"] == {"check_content": True, "mode": "none"}
+    assert safety["inputs"] == {"check_content": True, "mode": "not set"}  # mode would decide over checkContent
     inference_id, inference = node_of(prompt, INFERENCE)
     assert inference["inputs"]["delivery"] == [node_of(prompt, "SDXLKit_Delivery")[0], 0]
     assert graph_to_tasks(prompt) == [task]
@@ -204,7 +204,7 @@ def test_delivery_and_safety_fields_live_on_their_option_nodes():
     (result,) = graph_to_tasks(prompt)
     assert {k: result[k] for k in ("outputType", "deliveryMethod", "includeCost", "ttl", "webhookURL", "safety")} == {
         "outputType": "dataURI", "deliveryMethod": "sync", "includeCost": True, "ttl": 120,
-        "webhookURL": "https://example.com/h", "safety": {"checkContent": True, "mode": "none"}}
+        "webhookURL": "https://example.com/h", "safety": {"checkContent": True}}
     assert "uploadEndpoint" not in result
 
 
@@ -549,6 +549,73 @@ def test_graphs_with_subgraphs_convert_as_the_frontend_flattens_them(tmp_path):
     muted["nodes"][-1]["mode"] = 4
     with pytest.raises(GraphConversionError, match="bypassed; unpack it"):
         graph_to_tasks(muted, opts(tmp_path))
+
+
+def _promoted_prompt_subgraph(prompts: list[str], compressed: bool = False) -> dict:
+    """The Inference node in a subgraph whose positive_prompt is promoted to the instance, one instance per prompt,
+    as frontend 1.27 saves it: instances keep no widget values (SubgraphNode sets no serialize_widgets), the inner
+    node holds the value of the instance serialized last. `compressed`: as graphToPrompt returns it, unlinked
+    widget inputs left out of each node's inputs."""
+    workflow = tasks_to_workflow(TASK)
+    nodes = {n["type"]: n for n in workflow["nodes"]}
+    loader, inference, save = nodes["SDXLKit_Loader"], nodes[INFERENCE], nodes["SDXLKit_Save"]
+    inner = json.loads(json.dumps(inference)) | {"id": 1, "outputs": [
+        {"name": "images", "type": "IMAGE", "links": [3]}, {"name": "task", "type": "STRING", "links": [4]}]}
+    inner["widgets_values"][0] = prompts[-1]
+    inner["inputs"] = [{"name": "model", "type": "SDXLKIT_MODEL", "link": 2},
+                       {"name": "positive_prompt", "type": "STRING", "widget": {"name": "positive_prompt"}, "link": 1}]
+    sub_id = str(uuid.uuid4())
+    sub = {"id": sub_id, "version": 1, "revision": 0, "name": "generate", "state": {}, "config": {}, "extra": {},
+           "groups": [], "widgets": [], "nodes": [inner],
+           "inputNode": {"id": -10, "bounding": [0, 0, 1, 1]}, "outputNode": {"id": -20, "bounding": [0, 0, 1, 1]},
+           "inputs": [{"id": "p", "name": "positive_prompt", "type": "STRING", "linkIds": [1],
+                       "widget": {"name": "positive_prompt"}},
+                      {"id": "m", "name": "model", "type": "SDXLKIT_MODEL", "linkIds": [2]}],
+           "outputs": [{"id": "i", "name": "images", "type": "IMAGE", "linkIds": [3]},
+                       {"id": "t", "name": "task", "type": "STRING", "linkIds": [4]}],
+           "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 1, "type": "STRING"},
+                     {"id": 2, "origin_id": -10, "origin_slot": 1, "target_id": 1, "target_slot": 0,
+                      "type": "SDXLKIT_MODEL"},
+                     {"id": 3, "origin_id": 1, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"},
+                     {"id": 4, "origin_id": 1, "origin_slot": 1, "target_id": -20, "target_slot": 1, "type": "STRING"}]}
+    nodes, links = [loader | {"id": 10}], []
+    for i in range(len(prompts)):
+        instance, saver, first = 30 + i, 20 + i, 100 + 3 * i
+        promoted = [] if compressed else [
+            {"name": "positive_prompt", "type": "STRING", "widget": {"name": "positive_prompt"}, "link": None}]
+        nodes.append({"id": instance, "type": sub_id, "pos": [0, 0], "size": [1, 1], "flags": {}, "order": 1,
+                      "mode": 0, "properties": {}, "inputs": [*promoted, {"name": "model", "type": "SDXLKIT_MODEL",
+                                                                           "link": first}]})
+        nodes.append(json.loads(json.dumps(save)) | {"id": saver, "inputs": [
+            {"name": "images", "type": "IMAGE", "link": first + 1}, {"name": "task", "type": "STRING", "link": first + 2}]})
+        links += [[first, 10, 0, instance, len(promoted), "SDXLKIT_MODEL"], [first + 1, instance, 0, saver, 0, "IMAGE"],
+                  [first + 2, instance, 1, saver, 1, "STRING"]]
+    return workflow | {"nodes": nodes, "links": links, "definitions": {"subgraphs": [sub]}}
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_promoted_widget_reaches_the_node_inside_its_subgraph(compressed):
+    workflow = _promoted_prompt_subgraph(["a green boat"], compressed)
+    workflow["links"].insert(0, None)  # a hole some saved workflows have
+    (task,) = graph_to_tasks(workflow)
+    assert task == TASK | {"positivePrompt": "a green boat"}
+
+
+def test_each_subgraph_instance_takes_its_own_widget_values_from_the_queued_prompt():
+    workflow = _promoted_prompt_subgraph(["a green boat", "a blue boat"])
+    saved = graph_to_tasks(workflow)  # what the saved workflow says: the definition's one value
+    assert [t["positivePrompt"] for t in saved] == ["a blue boat", "a blue boat"]
+    queued = {f"{30 + i}:1": {"class_type": INFERENCE, "inputs": {"positive_prompt": prompt, "model": ["10", 0]}}
+              for i, prompt in enumerate(["a green boat", "a blue boat"])}
+    assert [t["positivePrompt"] for t in graph_to_tasks(workflow, prompt=queued)] == ["a green boat", "a blue boat"]
+
+
+def test_a_seed_a_browser_would_round_is_warned_about(caplog):
+    tasks_to_workflow(TASK | {"seed": 2**53 - 1})
+    assert not caplog.records
+    workflow = tasks_to_workflow(TASK | {"seed": 2**63 - 1})
+    assert "seed 9223372036854775807 is above 2^53 - 1" in caplog.text and "reads it as 9223372036854775808" in caplog.text
+    assert graph_to_tasks(workflow)[0]["seed"] == 2**63 - 1  # the file itself keeps it
 
 
 def test_workflow_widget_count_mismatch_is_explained():

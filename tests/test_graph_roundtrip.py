@@ -258,7 +258,7 @@ def test_every_schema_field_is_generated_or_has_no_feature_yet(dirs):
 @st.composite
 def ip_adapter_entries(draw, dirs):
     entry = {"model": draw(st.sampled_from(schema.enum("ipAdapters[].model"))),
-             "guideImages": draw(st.lists(image_refs(dirs), min_size=1, max_size=4))}
+             "guideImages": draw(st.lists(image_refs(dirs), min_size=1, max_size=6))}
     optional(draw, entry, "weight", st.floats(-4, 4))
     optional(draw, entry, "weightComposition", st.floats(0, 1))
     for key in ("weightType", "combineMethod", "embedScaling"):

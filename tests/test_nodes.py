@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from sdxlkit.graph.option_nodes import NOT_SET
 from sdxlkit.task import schema
 from sdxlkit.task.model import LOCAL_DEFAULTS
 
@@ -81,8 +82,10 @@ def test_widgets_follow_the_schema(pack):
         widgets = {i.id: i for i in classes[node_id].define_schema().inputs}
         for widget_id, path in fields.items():
             spec, widget = schema.field(path), widgets[widget_id]
-            if "enum" in spec:
-                assert widget.options == spec["enum"] and widget.default == spec.get("default"), widget_id
+            if "enum" in spec:  # an option node's optional choice opens with "not set", its default
+                unset = [NOT_SET] if widget.options[:1] == [NOT_SET] else []
+                assert widget.options == [*unset, *spec["enum"]], widget_id
+                assert widget.default == (NOT_SET if unset else spec.get("default")), widget_id
                 continue
             assert widget.min == spec.get("minimum"), widget_id
             if "maximum" in spec:
@@ -368,6 +371,8 @@ def test_hires_and_face_nodes_feed_the_inference_node(comfy_root, pack, tiny_ups
     (models / "ultralytics" / "bbox").mkdir(parents=True)
     (models / "ultralytics" / "bbox" / "face_yolov8m.pt").symlink_to(tiny_yolo)
     classes = node_classes(pack)
+    steps = next(i for i in classes["SDXLKit_HiresFix"].define_schema().inputs if i.id == "steps")
+    assert steps.max >= 1000  # hiresFix.steps has no maximum: a task with 200 must not be refused at queue time
     (hires,) = classes["SDXLKit_HiresFix"].execute(upscaler="runware:esrgan@ultrasharp", steps=2, strength=0.5).args
     assert hires.fields == {"hiresFix": {"model": "runware:esrgan@ultrasharp", "steps": 2}}
     assert hires.files == {("runware:esrgan@ultrasharp", "upscale_models"): models / "upscale_models" / "4x-UltraSharp.pth"}

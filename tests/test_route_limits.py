@@ -337,6 +337,37 @@ def test_widget_values_are_checked_with_messages_naming_input_and_allowed_values
         "output_quality: got inf; allowed: an integer"]
 
 
+def test_option_nodes_check_their_values_except_a_widget_left_not_set(pack):
+    from sdxlkit_pack.nodes.options import OPTION_NODE_CLASSES
+
+    nodes = {cls.define_schema().node_id: cls for cls in OPTION_NODE_CLASSES}
+    outpaint, delivery, safety = (nodes[f"SDXLKit_{name}"] for name in ("Outpaint", "Delivery", "Safety"))
+    sides = {"top": 0, "right": 0, "bottom": 0, "left": 0, "blur": 0}
+    assert outpaint.validate_inputs(**sides) is True  # every side not set
+    assert "top: got 100; allowed: an integer" in outpaint.validate_inputs(**sides | {"top": 100})
+    post = {"output_type": "URL", "delivery_method": "sync", "include_cost": False, "ttl": 0, "webhook_url": "",
+            "upload_endpoint": ""}
+    assert delivery.validate_inputs(**post) is True
+    message = delivery.validate_inputs(**post | {"output_type": "url", "ttl": 30})
+    assert "output_type: got 'url'; allowed: one of " in message and "ttl: got 30; allowed: " in message
+    assert safety.validate_inputs(check_content=True, mode="not set") is True
+    assert "mode: got 'slow'" in safety.validate_inputs(check_content=True, mode="slow")
+
+
+def test_the_safety_node_leaves_the_decision_to_check_content_until_mode_is_set(pack):
+    from sdxlkit.safety.checker import wants_check
+    from sdxlkit_pack.nodes.options import OPTION_NODE_CLASSES
+
+    safety = next(cls for cls in OPTION_NODE_CLASSES if cls.define_schema().node_id == "SDXLKit_Safety")
+    assert next(i for i in safety.define_schema().inputs if i.id == "mode").default == "not set"
+
+    def checks(**widgets) -> bool:
+        return wants_check(safety.execute(**widgets).args[0].fields["safety"])
+
+    assert checks(check_content=True, mode="not set") and not checks(check_content=False, mode="not set")
+    assert not checks(check_content=True, mode="none") and checks(check_content=False, mode="fast")
+
+
 @pytest.mark.parametrize("fields,path", [
     ({"model": "/etc/passwd"}, "$.model"),
     ({"model": "../../secret.safetensors"}, "$.model"),

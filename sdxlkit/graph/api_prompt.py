@@ -26,7 +26,7 @@ def api_from_graph(graph: Graph) -> dict:
     return prompt
 
 
-def _is_link(value) -> bool:
+def is_link(value) -> bool:
     return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
             and not isinstance(value[0], bool) and isinstance(value[1], int) and not isinstance(value[1], bool))
 
@@ -40,7 +40,7 @@ def graph_from_api(prompt: dict) -> Graph:
         node = Node(str(node_id), entry["class_type"], title=meta.get("title"),
                     properties={k: v for k, v in meta.items() if k != "title"})
         for name, value in (entry.get("inputs") or {}).items():
-            if _is_link(value):
+            if is_link(value):
                 node.links[name] = (str(value[0]), value[1])
             else:
                 node.widgets[name] = value

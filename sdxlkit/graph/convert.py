@@ -16,6 +16,7 @@ Graph -> task -> graph gives back the graph. Fields no node holds are refused, n
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +46,27 @@ def tasks_to_api(tasks: dict | list, options: ConvertOptions = ConvertOptions())
     return api_from_graph(graph_from_tasks(tasks, options))
 
 
+BROWSER_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER: a browser reads larger integers rounded
+log = logging.getLogger(__name__)
+
+
 def tasks_to_workflow(tasks: dict | list, options: ConvertOptions = ConvertOptions()) -> dict:
+    for task in tasks if isinstance(tasks, list) else [tasks]:
+        seed = task.get("seed") if isinstance(task, dict) else None
+        if isinstance(seed, int) and seed > BROWSER_SAFE_INTEGER:
+            log.warning("task %s: seed %d is above 2^53 - 1; ComfyUI's frontend reads it as %d when it loads the "
+                        "workflow, so the graph would run another seed (the API prompt format keeps it exactly)",
+                        task.get("taskUUID"), seed, int(float(seed)))
     return workflow_from_graph(graph_from_tasks(tasks, options))
 
 
-def graph_to_tasks(graph: dict, options: ConvertOptions = ConvertOptions()) -> list[dict]:
-    """The tasks of an API prompt or a UI workflow."""
+def graph_to_tasks(graph: dict, options: ConvertOptions = ConvertOptions(), prompt: dict | None = None) -> list[dict]:
+    """The tasks of an API prompt or a UI workflow; `prompt`: with a workflow, the API prompt the frontend made of
+    the same graph (graphToPrompt's output), which holds each subgraph instance's own widget values."""
     kind = detect_format(graph)
     if kind == "task":
         raise GraphConversionError("this is already a task, not a graph")
-    return tasks_from_graph(graph_from_api(graph) if kind == "api" else graph_from_workflow(graph), options)
+    return tasks_from_graph(graph_from_api(graph) if kind == "api" else graph_from_workflow(graph, prompt), options)
 
 
 def convert(data: Any, to: str, options: ConvertOptions = ConvertOptions()) -> Any:

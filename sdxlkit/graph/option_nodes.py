@@ -27,10 +27,9 @@ class OptionWidget:
 
     @property
     def default(self) -> Any:
-        """The schema default, else the unset value, else the schema minimum (what the node's widget shows)."""
-        value = schema.default(self.path)
-        if value is None:
-            value = self.unset
+        """What the node's widget shows first: the unset value (a task without the field), else the schema default,
+        else the schema minimum."""
+        value = self.unset if self.unset is not None else schema.default(self.path)
         return schema.field(self.path).get("minimum") if value is None else value
 
 
@@ -92,9 +91,12 @@ DELIVERY = OptionNode(
      OptionWidget("upload_endpoint", "uploadEndpoint", unset="", tooltip="empty = not set")),
     "How a task run through the API (/sdxlkit/v1, the CLI) returns its results. Inside ComfyUI the Save node "
     "writes the files; these fields travel with the task.")
+NOT_SET = "not set"  # a choice widget's value that writes nothing
 SAFETY = OptionNode(
     "SDXLKit_Safety", "SDXL Safety Check", "safety", "SDXLKIT_SAFETY",
-    (OptionWidget("check_content", "safety.checkContent"), OptionWidget("mode", "safety.mode")),
+    (OptionWidget("check_content", "safety.checkContent"),
+     OptionWidget("mode", "safety.mode", unset=NOT_SET,
+                  tooltip="when set, decides instead of check_content (fast = check); not set = check_content decides")),
     "The task's content-moderation options (safety.checkContent, safety.mode).")
 
 ACCELERATOR = OptionNode(

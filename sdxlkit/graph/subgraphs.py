@@ -17,6 +17,8 @@ def link_table(graph: dict) -> dict:
     """link id -> (origin id, origin slot, target id, target slot, type), from arrays (0.4) or objects (1)."""
     out = {}
     for link in graph.get("links") or []:
+        if link is None:  # a hole some saved workflows have
+            continue
         if isinstance(link, dict):
             link = [link.get(k) for k in ("id", "origin_id", "origin_slot", "target_id", "target_slot", "type")]
         out[link[0]] = tuple(link[1:6])
@@ -28,6 +30,17 @@ class _Context:
         self.graph, self.prefix, self.parent, self.instance, self.mode = graph, prefix, parent, instance, mode
         self.links = link_table(graph)
         self.nodes = {n["id"]: n for n in graph.get("nodes") or []}
+
+
+def _instance_input(ctx: _Context, slot: int) -> dict:
+    """The instance's input for its subgraph's input `slot`, found by name as the frontend does: the workflow that
+    graphToPrompt returns lists only linked widget inputs, so positions shift."""
+    declared = ctx.graph.get("inputs") or []
+    entries = ctx.instance.get("inputs") or []
+    name = declared[slot].get("name") if slot < len(declared) else None
+    if name is None:
+        return entries[slot] if slot < len(entries) else {}
+    return next((entry for entry in entries if entry.get("name") == name), {})
 
 
 def flatten_subgraphs(workflow: dict) -> dict:
@@ -42,7 +55,7 @@ def flatten_subgraphs(workflow: dict) -> dict:
         if depth > 64:
             raise GraphConversionError("subgraphs nest too deep (or contain themselves)")
         if origin == INPUT_NODE:
-            entry = (ctx.instance.get("inputs") or [])[slot] if slot < len(ctx.instance.get("inputs") or []) else {}
+            entry = _instance_input(ctx, slot)
             if entry.get("link") is None:
                 return None
             outer = ctx.parent.links[entry["link"]]

@@ -8,11 +8,14 @@ properties ("Node name for S&R", plus the Inference node's taskUUID) and widgets
 Read: the same format (link arrays or link objects). As the frontend does when it queues a graph: Reroute nodes
 are followed, muted nodes (mode 2) are left out and bypassed ones (mode 4) pass their first input of the same type
 through; a PrimitiveNode feeding a widget input is skipped (its value is in the widget's own value); nodes inside
-subgraphs are read as the frontend flattens them (subgraphs.py).
+subgraphs are read as the frontend flattens them (subgraphs.py). A workflow keeps the widget values of a subgraph's
+nodes once per subgraph, not per instance (the frontend saves an instance's promoted widgets into the definition),
+so when the frontend's API prompt of the same graph comes along, those nodes take their values from it.
 """
 
 from __future__ import annotations
 
+from .api_prompt import is_link
 from .layout import layout, view
 from .mapping import GraphConversionError
 from .mappings import MAPPINGS
@@ -74,7 +77,17 @@ def _links_by_id(workflow: dict) -> dict[int, tuple[str, int]]:
     return {link_id: (str(link[0]), int(link[1])) for link_id, link in link_table(workflow).items()}
 
 
-def graph_from_workflow(workflow: dict) -> Graph:
+def _queued_widgets(prompt: dict | None, node: Node) -> dict:
+    """The widget values the frontend queued for a node inside a subgraph (ids "<instance>:<inner>"), if known."""
+    entry = (prompt or {}).get(node.id) if ":" in node.id else None
+    if not isinstance(entry, dict) or entry.get("class_type") != node.class_type:
+        return {}
+    return {name: value for name, value in (entry.get("inputs") or {}).items()
+            if name in node.widgets and not is_link(value)}
+
+
+def graph_from_workflow(workflow: dict, prompt: dict | None = None) -> Graph:
+    """The graph of a UI workflow; `prompt`: the API prompt the frontend made of the same graph, if at hand."""
     if not isinstance(workflow.get("nodes"), list):
         raise GraphConversionError("a UI workflow needs a nodes list")
     workflow = flatten_subgraphs(workflow)
@@ -111,6 +124,7 @@ def graph_from_workflow(workflow: dict) -> Graph:
         mapping = MAPPINGS.get(node.class_type)
         if mapping is not None:
             node.widgets = mapping.widgets_from_values(entry.get("widgets_values") or [], node_id)
+            node.widgets.update(_queued_widgets(prompt, node))
         for slot in entry.get("inputs") or []:
             if slot.get("link") is None:
                 continue

@@ -42,10 +42,11 @@ def _evaluate(node, inputs, options: ConvertOptions) -> tuple:
     return (ImageFiles(expect_images(inputs, "image1", node) + expect_images(inputs, "image2", node)),)
 
 
-def build_images(refs: list[str], field: str, graph: Graph, options: ConvertOptions) -> Link:
-    """One LoadImage per image, batched left to right by ImageBatch nodes; returns the batch's link."""
-    link = build_image(refs[0], f"{field}[0]", graph, options)
-    for i, ref in enumerate(refs[1:], start=1):
+def build_images(refs: list[str], field: str, graph: Graph, options: ConvertOptions, start: int = 0) -> Link:
+    """One LoadImage per image, batched left to right by ImageBatch nodes; returns the batch's link. `start`: the
+    index of refs[0] in the task's list `field`."""
+    link = build_image(refs[0], f"{field}[{start}]", graph, options)
+    for i, ref in enumerate(refs[1:], start=start + 1):
         link = graph.add(MAPPING, {}, {"image1": link, "image2": build_image(ref, f"{field}[{i}]", graph, options)}), 0
     return link
 

@@ -1,5 +1,6 @@
 """SDXLKit_IPAdapter: one task ipAdapters[] entry per node, its guide images from LoadImage nodes on the image,
-image_2, ... inputs (in order); chained like the LoRA stack (the node without an upstream stack is the first entry).
+image_2, ... inputs (in order; the node reads every image of an input's batch, so past four the last input takes
+the rest through ImageBatch nodes, which resize each to the first one's size); chained like the LoRA stack (the node without an upstream stack is the first entry).
 A part of SDXL Inference (part.py): the chain's last node feeds its ip_adapter_stack input with a TaskPart holding
 the whole ipAdapters list."""
 
@@ -8,10 +9,10 @@ from __future__ import annotations
 from ...registry import IMAGE_ENCODERS
 from .. import ip_adapter_node
 from ..images import task_image_ref
-from ..mapping import (ConvertOptions, GraphConversionError, ImageFile, NodeMapping, Socket, TaskPart, Widget, expect,
-                       schema_default)
+from ..mapping import ConvertOptions, NodeMapping, Socket, TaskPart, Widget, expect, schema_default
 from ..references import file_name_for, reference_for
 from ..structure import Graph, Link
+from .image_batch import build_images, expect_images
 from .load_image import build_image
 from .part import Part
 
@@ -23,9 +24,9 @@ def _evaluate(node, inputs, options: ConvertOptions) -> tuple:
     entries = upstream.fields["ipAdapters"] if upstream is not None else []
     guides = []
     for name in INPUTS:
-        image = expect(inputs, name, node, ImageFile, required=name == INPUTS[0])
-        if image is not None:
-            guides.append(task_image_ref(image, options, f"{name} of node {node.id} ({node.class_type})"))
+        if name == INPUTS[0] or inputs.get(name) is not None:
+            guides += [task_image_ref(image, options, f"{name} of node {node.id} ({node.class_type})")
+                       for image in expect_images(inputs, name, node)]
     model = reference_for(node.widgets["ipadapter_name"], "ipadapter", options)
     return (TaskPart({"ipAdapters": [*entries, ip_adapter_node.entry_from_widgets(node.widgets, model, guides)]}),)
 
@@ -34,12 +35,11 @@ def build_chain(task: dict, graph: Graph, options: ConvertOptions) -> Link | Non
     """The nodes (and guide image loaders) for a task's ipAdapters list; returns the last node's output."""
     link = None
     for i, entry in enumerate(task.get("ipAdapters", [])):
-        images = entry["guideImages"]
-        if len(images) > len(INPUTS):
-            raise GraphConversionError(f"ipAdapters[{i}] has {len(images)} guide images; SDXLKit_IPAdapter holds at "
-                                       f"most {len(INPUTS)} (use several adapters, or fewer images)")
-        links = {name: build_image(ref, f"ipAdapters[{i}].guideImages[{j}]", graph, options)
-                 for j, (name, ref) in enumerate(zip(INPUTS, images))}
+        images, field, last = entry["guideImages"], f"ipAdapters[{i}].guideImages", len(INPUTS) - 1
+        links = {name: build_image(ref, f"{field}[{j}]", graph, options)
+                 for j, (name, ref) in enumerate(zip(INPUTS[:last], images))}
+        if len(images) > last:
+            links[INPUTS[last]] = build_images(images[last:], field, graph, options, start=last)
         widgets = ip_adapter_node.widgets_from_entry(entry) | {
             "ipadapter_name": file_name_for(entry["model"], "ipadapter", options),
             "clip_vision_name": file_name_for(IMAGE_ENCODERS[entry["model"]], "clip_vision", options)}
