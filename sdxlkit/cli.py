@@ -54,25 +54,31 @@ def _options(args):
                       base_dir=getattr(args, "base_dir", None))
 
 
-def _check_tasks(tasks, base_dir: Path) -> None:
-    """What `validate` checks beyond the format: run's checks that need no model file, every problem at once."""
+def _validated_tasks(document, base_dir: Path, skip_urls: bool) -> list:
+    """What `validate` checks: the format, then run's checks that need no model file, every problem of every
+    task at once (a task whose format is wrong is not checked further). http(s) images are refused as run refuses
+    them, or with skip_urls left unread (validate does not download)."""
     from .runnable import check_task, task_root
+    from .task.model import Task
+    from .task.validate import checked_tasks
 
-    problems = []
-    for i, task in enumerate(tasks):
+    tasks, problems = checked_tasks(document)
+    for i, data in enumerate(tasks):
+        if data is None:
+            continue
         try:
-            check_task(task, task_root(i, len(tasks)), base_dir=base_dir, skip_urls=True)
+            check_task(Task(data), task_root(i, len(tasks)), base_dir=base_dir, skip_urls=skip_urls)
         except TaskValidationError as exc:
             problems += exc.problems
     if problems:
         raise TaskValidationError(problems)
+    return tasks
 
 
 def cmd_validate(args) -> int:
-    from .task.model import load_tasks
+    from .task.model import read_task_document
 
-    tasks = load_tasks(args.task)
-    _check_tasks(tasks, Path(args.task).resolve().parent)
+    tasks = _validated_tasks(read_task_document(args.task), Path(args.task).resolve().parent, args.allow_urls)
     print(f"{args.task}: {len(tasks)} valid imageInference task(s)")
     return 0
 
@@ -104,16 +110,20 @@ def _tiny_checkpoint() -> Path:
     return path
 
 
+def _given(value: int | None, default: int) -> int:
+    return default if value is None else value  # 0 is given: the task's check refuses it
+
+
 def cmd_demo(args) -> int:
     from .runner import run_tasks
     from .task.model import new_task_uuid, parse_tasks
 
     if args.checkpoint:
         checkpoint = Path(args.checkpoint).resolve()
-        size, steps = args.size or 1024, args.steps or 30
+        size, steps = _given(args.size, 1024), _given(args.steps, 30)
     else:
         checkpoint = _tiny_checkpoint()
-        size, steps = args.size or 256, args.steps or 20
+        size, steps = _given(args.size, 256), _given(args.steps, 20)
         print("NOTE: this demo model has RANDOM weights: the image shows the pipeline ran end to end, not a picture. "
               "Run `sdxlkit demo --checkpoint YOUR_SDXL.safetensors` for a real one.", file=sys.stderr)
     task = {"taskType": "imageInference", "taskUUID": new_task_uuid(), "model": str(checkpoint),
@@ -128,7 +138,6 @@ def cmd_demo(args) -> int:
 def cmd_convert(args) -> int:
     from .graph.convert import convert, detect_format, read_document
     from .graph.mapping import ConvertOptions
-    from .task.model import parse_tasks
 
     source = Path(args.file)
     if not source.is_file():
@@ -137,7 +146,7 @@ def cmd_convert(args) -> int:
                              images=args.images, base_dir=source.resolve().parent)
     document = read_document(source)
     if detect_format(document) == "task":  # refused as `validate` refuses it, before images are written
-        _check_tasks(parse_tasks(document), options.base_dir)
+        _validated_tasks(document, options.base_dir, skip_urls=True)
     text = json.dumps(convert(document, args.to, options), indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
@@ -192,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    f"sizes. Exits {EXIT_INVALID} listing every problem with its JSON path; model files "
                                    "are checked by run.")
     p.add_argument("task", metavar="TASK", help=task_help)
+    p.add_argument("--allow-urls", action="store_true", help="accept http(s) image URLs as run --allow-urls does "
+                                                             "(they are not downloaded)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("demo", parents=[verbose], help="run a demo task end to end (a tiny random-weight model unless --checkpoint)")

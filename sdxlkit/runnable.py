@@ -90,6 +90,16 @@ def _photomaker(task: Task, root: str) -> list[Problem]:
     return [Problem(f"{root}.positivePrompt", error)] if error else []
 
 
+def _compel_syntax(task: Task, root: str) -> list[Problem]:
+    from .prompts.compel_backend import compel_syntax_error
+
+    if task.get("promptWeighting") != "compel":
+        return []
+    errors = {name: compel_syntax_error(task.data[name]) for name in ("positivePrompt", "negativePrompt")
+              if isinstance(task.data.get(name), str)}
+    return [Problem(f"{root}.{name}", error) for name, error in errors.items() if error]
+
+
 def _accelerator(task: Task, root: str) -> list[Problem]:
     """DeepCache branches name layers of the U: 3 per down block, SDXL has 3."""
     from .accelerator.deep_cache import LAYERS_PER_BLOCK
@@ -103,9 +113,10 @@ def _accelerator(task: Task, root: str) -> list[Problem]:
 
 def field_problems(task: Task, root: str = "$") -> list[Problem]:
     """What this engine cannot run yet, unmappable schedulers, adapter options SDXL has no use for, prompts
-    PhotoMaker cannot find its person in and DeepCache branches SDXL does not have."""
+    PhotoMaker cannot find its person in, compel prompts compel cannot parse and DeepCache branches SDXL does not
+    have."""
     return (_not_executable(task, root) + _scheduler(task, root) + _adapters(task, root) + _photomaker(task, root)
-            + _accelerator(task, root))
+            + _compel_syntax(task, root) + _accelerator(task, root))
 
 
 def geometry_problems(task: Task, images: dict[str, Image.Image], root: str = "$") -> list[Problem]:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from PIL import Image
 
 from . import photomaker
-from .errors import ModelNotFound, SdxlKitError, TaskValidationError
+from .errors import ModelNotFound, Problem, SdxlKitError, TaskValidationError
 from .loading.cache import MODEL_CACHE, ModelCache
 from .loading.loader import ModelSpec
 from .registry import ModelsDir
@@ -189,11 +189,19 @@ def _refiner(task: Task, resolve):
                           switch_step(task.get("steps"), entry.get("startStep"), entry.get("startStepPercentage")))
 
 
-def check_embeddings(generation) -> None:
+def check_embeddings(generation, root: str = "$") -> None:
     """Read every embedding file before a model loads: SD 1.x/2.x files and repeated tokens are refused here."""
     from .embeddings import EMBEDDING_FILES, PromptEmbeddings
 
-    PromptEmbeddings([(EMBEDDING_FILES.get(path), weight) for path, weight in generation.embeddings])
+    files = [EMBEDDING_FILES.get(path) for path, _ in generation.embeddings]
+    first: dict[str, int] = {}
+    for i, ti in enumerate(files):
+        j = first.setdefault(ti.name.lower(), i)
+        if j != i:
+            raise TaskValidationError([Problem(
+                f"{root}.embeddings[{i}].model", f"its file's token {ti.name!r} is embeddings[{j}]'s too; a prompt "
+                "names an embedding by its file name, so each file name must be unique")])
+    PromptEmbeddings(list(zip(files, (weight for _, weight in generation.embeddings))))
 
 
 def generation_for(task: Task, images: dict[str, Image.Image], resolve: Resolver, root: str = "$"):
@@ -233,7 +241,7 @@ def _prepared(task: Task, images: dict[str, Image.Image], options: RunOptions, r
         compile=options.compile,
     )
     generation = generation_for(task, images, resolve_file, root)
-    check_embeddings(generation)
+    check_embeddings(generation, root)
     return PreparedTask(task, spec, generation, checker)
 
 

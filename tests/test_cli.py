@@ -86,7 +86,9 @@ def test_url_images_are_off_by_default(tmp_path, tiny_checkpoint, capsys):
     task = write_task(tmp_path, inputs={"seedImage": "https://example.invalid/a.png"})
     code, out, err = run_cli(capsys, "run", task, "--models", tiny_checkpoint.parent.parent)
     assert code == 2 and "$.inputs.seedImage" in err and "--allow-urls" in err
-    code, out, err = run_cli(capsys, "validate", task)  # validate downloads nothing and leaves URLs to run
+    code, out, err = run_cli(capsys, "validate", task)  # refused as run refuses it
+    assert code == 2 and "$.inputs.seedImage" in err and "--allow-urls" in err
+    code, out, err = run_cli(capsys, "validate", task, "--allow-urls")  # accepted, not downloaded
     assert code == 0, err
 
 
@@ -200,6 +202,41 @@ def test_problems_of_an_array_name_their_task_and_all_are_listed(tmp_path, capsy
     path.write_text(json.dumps([first, second]))
     err = _same_refusal(capsys, tmp_path, path)
     assert "(2 problem(s))" in err and "$[1].scheduler:" in err and "$[1].inputs.seedImage:" in err
+
+
+def test_validate_lists_format_problems_and_run_checks_of_every_task_together(tmp_path, capsys):
+    first = json.loads(write_task(tmp_path).read_text()) | {"width": 120}
+    second = first | {"taskUUID": "2e4a0b2c-3d4e-4f60-8a7b-9c0d1e2f3a4b", "width": 128, "scheduler": "EDMEulerScheduler",
+                      "inputs": {"seedImage": "nope.png"}}
+    path = tmp_path / "tasks.json"
+    path.write_text(json.dumps([first, second]))
+    code, _, err = run_cli(capsys, "validate", path)
+    assert code == 2 and "(3 problem(s))" in err
+    assert "$[0].width:" in err and "$[1].scheduler:" in err and "$[1].inputs.seedImage:" in err
+
+
+@pytest.mark.parametrize("text,says", [("[" * 100_000, "nests arrays or objects too deeply"),
+                                       ('{"seed": ' + "9" * 5000 + "}", "is not valid JSON")])
+def test_json_python_cannot_hold_is_a_one_line_refusal(tmp_path, capsys, text, says):
+    path = tmp_path / "task.json"
+    path.write_text(text)
+    for command in ("validate", "run"):
+        code, _, err = run_cli(capsys, command, path)
+        assert code == 2 and says in err and "Traceback" not in err
+
+
+def test_compel_prompts_compel_cannot_parse_are_refused_before_a_model_loads(tmp_path, capsys):
+    pytest.importorskip("compel")
+    task = write_task(tmp_path, promptWeighting="compel", positivePrompt='("a", "b").blend(1)')
+    err = _same_refusal(capsys, tmp_path, task)
+    assert "$.positivePrompt: compel cannot parse it: while parsing Blend: mismatched prompts/weights" in err
+
+
+def test_demo_refuses_a_zero_size_or_step_count(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SDXLKIT_CACHE", str(tmp_path / "cache"))
+    code, _, err = run_cli(capsys, "demo", "--steps", "0", "--out", tmp_path / "out")
+    assert code == 2 and "$.steps: got 0" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_unknown_scheduler_suggests_close_names(tmp_path, capsys):

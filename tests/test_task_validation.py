@@ -14,7 +14,7 @@ MINIMAL = {"taskType": "imageInference", "taskUUID": UUID, "model": "civitai:101
            "positivePrompt": "a cat", "width": 1024, "height": 1024}
 FULL = MINIMAL | {
     "outputType": "dataURI", "outputFormat": "PNG", "outputQuality": 90, "deliveryMethod": "sync", "includeCost": True,
-    "numberResults": 2, "negativePrompt": "blurry", "seed": 2**63 - 1, "steps": 50, "scheduler": "DPM++ 2M Karras",
+    "numberResults": 2, "negativePrompt": "blurry", "seed": 2**63 - 2, "steps": 50, "scheduler": "DPM++ 2M Karras",
     "CFGScale": 7.5, "strength": 0.5, "clipSkip": 2, "promptWeighting": "sdEmbeds", "maskMargin": 64,
     "inputs": {"seedImage": "a.png", "maskImage": "m.png"}, "vae": "sdxl_vae.safetensors",
     "lora": [{"model": "civitai:1@2", "weight": -4}], "acceleratorOptions": {"deepCache": True, "cacheStartStep": 2, "cacheEndStep": 40},
@@ -142,3 +142,56 @@ def test_fuzz_near_valid_tasks_raise_only_validation_errors(changes):
         parse_tasks(task)
     except TaskValidationError as exc:
         assert exc.problems and all(p.message for p in exc.problems)
+
+
+@pytest.mark.parametrize(("fields", "path"), [
+    ({"numberResults": 2.0}, "numberResults"), ({"seed": 5.0}, "seed"), ({"outputQuality": 95.0}, "outputQuality"),
+    ({"clipSkip": 1.0}, "clipSkip"),
+    ({"inputs": {"seedImage": "s.png"}, "outpaint": {"right": 64.0}}, "outpaint.right"),
+    ({"steps": 4, "controlNet": [{"model": "m", "guideImage": "g.png", "startStep": 0.0, "endStep": 3}]},
+     "controlNet.0.startStep"),
+    ({"steps": 4, "acceleratorOptions": {"deepCache": True, "cacheEndStep": 2.0}}, "acceleratorOptions.cacheEndStep"),
+    ({"refiner": {"model": "r", "startStepPercentage": 50.0}}, "refiner.startStepPercentage"),
+    ({"hiresFix": {"model": "runware:504@1", "steps": 3.0}}, "hiresFix.steps")])
+def test_whole_number_floats_where_integers_go_become_integers(fields, path):
+    """JSON Schema counts 2.0 as an integer; the engine counts, seeds and indexes with these fields."""
+    (parsed,) = parse_tasks(MINIMAL | fields)
+    value = parsed.data
+    for part in path.split("."):
+        value = value[int(part) if part.isdigit() else part]
+    assert type(value) is int
+
+
+def test_fractions_where_integers_go_are_still_refused():
+    assert [p.path for p in problems_of(MINIMAL | {"numberResults": 2.5})] == ["$.numberResults"]
+
+
+def test_a_task_uuid_with_a_final_newline_is_refused():
+    """The schema's pattern ends in `$`, which in JSON Schema's regexes matches only at the very end."""
+    assert [p.path for p in problems_of(MINIMAL | {"taskUUID": UUID + "\n"})] == ["$.taskUUID"]
+
+
+def test_task_uuids_of_the_wrong_type_are_type_errors_not_a_crash():
+    problems = problems_of([MINIMAL | {"taskUUID": ["a"]}, MINIMAL | {"taskUUID": ["a"]}])
+    assert [p.path for p in problems] == ["$[0].taskUUID", "$[1].taskUUID"]
+
+
+def test_the_seeds_of_every_result_must_be_seeds_the_format_allows():
+    most = 2**63 - 1
+    assert parse_tasks(MINIMAL | {"seed": most - 2, "numberResults": 3})
+    (problem,) = problems_of(MINIMAL | {"seed": most - 1, "numberResults": 3})
+    assert problem.path == "$.seed" and f"use a seed <= {most - 2}" in problem.message
+
+
+def test_a_one_of_object_missing_a_field_names_the_field():
+    assert [(p.path, p.message) for p in problems_of(MINIMAL | {"hiresFix": {"steps": 5}})] == [
+        ("$.hiresFix.model", "is required")]
+
+
+def test_refiner_switch_messages_say_what_the_task_set():
+    (default,) = problems_of(MINIMAL | {"steps": 10, "refiner": {"model": "r"}, "inputs": {"seedImage": "s.png"},
+                                         "strength": 0.2})
+    assert default.path == "$.refiner.startStepPercentage"
+    assert default.message.startswith("not set, so the default 80 (step 8 of 10), so the base model would run no step")
+    (too_few,) = problems_of(MINIMAL | {"steps": 1, "refiner": {"model": "r"}})
+    assert too_few.path == "$.refiner" and "need a step each, but the task runs 1 step(s)" in too_few.message

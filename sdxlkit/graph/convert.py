@@ -90,8 +90,8 @@ def read_document(path: Path) -> Any:
     if data.lstrip()[:1] in (b"{", b"["):
         try:
             return json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise GraphConversionError(f"{path} is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # also too many digits or too deep nesting
+            raise GraphConversionError(f"{path} is not valid JSON: {exc or type(exc).__name__}") from None
     try:
         texts = read_texts(data)
     except Exception as exc:
@@ -100,6 +100,6 @@ def read_document(path: Path) -> Any:
         if key in texts:
             try:
                 return json.loads(texts[key])
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise GraphConversionError(f"{path}: the {key!r} metadata is not valid JSON ({exc})") from None
     raise GraphConversionError(f"{path} carries no task, workflow or prompt in its metadata")

@@ -28,6 +28,20 @@ from ..errors import MissingDependency, SdxlKitError
 FEATURE = "promptWeighting 'compel'"
 
 
+def compel_syntax_error(text: str) -> str | None:
+    """Why compel cannot parse `text` (e.g. a blend with fewer weights than prompts), or None; None as well when
+    compel is not installed (running says what to install)."""
+    if importlib.util.find_spec("compel") is None:
+        return None
+    from compel.prompt_parser import PromptParser
+
+    try:
+        PromptParser().parse_conjunction(text)
+    except PromptParser.ParsingException as exc:
+        return f"compel cannot parse it: {exc}"
+    return None
+
+
 def _import_compel():
     if importlib.util.find_spec("compel") is None:
         raise MissingDependency("compel", FEATURE)
@@ -88,9 +102,11 @@ def encode_compel(tokenizers, text_encoders, text: str, clip_skip: int):
             truncate_long_prompts=False,
             requires_pooled=index == last,
         )
+        from compel.prompt_parser import PromptParser
+
         try:
             out = compel(text)
-        except (ValueError, RuntimeError, IndexError) as exc:
+        except (ValueError, RuntimeError, IndexError, PromptParser.ParsingException) as exc:
             raise SdxlKitError(f"{FEATURE}: compel cannot encode the prompt {text!r}: {exc}") from exc
         if index == last:
             out, pooled = out

@@ -66,8 +66,8 @@ def parse_tasks(data: Any) -> list[Task]:
     return [Task(t) for t in validate_tasks(data)]
 
 
-def load_tasks(path: str | Path) -> list[Task]:
-    """Tasks from a JSON file, or the task an image saved by sdxlkit carries (PNG/JPG/WEBP metadata)."""
+def read_task_document(path: str | Path) -> Any:
+    """The JSON of a task file, or of the task an image saved by sdxlkit carries (PNG/JPG/WEBP metadata)."""
     from ..errors import Problem, SdxlKitError, TaskValidationError
     from ..metadata import is_image, task_from_image
 
@@ -77,10 +77,16 @@ def load_tasks(path: str | Path) -> list[Task]:
     except (OSError, UnicodeDecodeError) as exc:
         raise SdxlKitError(f"cannot read the task file {path}: {exc}") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        return json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, or an integer of more digits than Python converts
         raise TaskValidationError([Problem("$", f"{path} is not valid JSON: {exc}")]) from None
-    return parse_tasks(data)
+    except RecursionError:
+        raise TaskValidationError([Problem("$", f"{path} nests arrays or objects too deeply")]) from None
+
+
+def load_tasks(path: str | Path) -> list[Task]:
+    """Tasks from a JSON file, or the task an image saved by sdxlkit carries (PNG/JPG/WEBP metadata)."""
+    return parse_tasks(read_task_document(path))
 
 
 def new_task_uuid() -> str:

@@ -18,11 +18,46 @@ _STEP_PAIRS = (("startStep", "startStepPercentage"), ("endStep", "endStepPercent
 _CACHE_PAIRS = (("cacheStartStep", "cacheStartStepPercentage"), ("cacheEndStep", "cacheEndStepPercentage"))
 
 
+def _ecma_anchored(node: Any) -> Any:
+    """The schema with each pattern's final `$` as `\\Z`: in JSON Schema's regexes (ECMA-262) `$` matches only at the
+    end, where Python's also matches before a final newline ("<uuid>\\n" would pass)."""
+    if isinstance(node, dict):
+        out = {k: _ecma_anchored(v) for k, v in node.items()}
+        pattern = node.get("pattern")
+        if isinstance(pattern, str) and pattern.endswith("$") and not pattern.endswith("\\$"):
+            out["pattern"] = pattern[:-1] + "\\Z"
+        return out
+    return [_ecma_anchored(v) for v in node] if isinstance(node, list) else node
+
+
 @lru_cache(maxsize=1)
 def _validator():
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(local_schema())
+    return Draft202012Validator(_ecma_anchored(local_schema()))
+
+
+def _branches(schema: dict) -> list[dict]:
+    return [schema, *(b for key in ("oneOf", "anyOf", "allOf") for b in schema.get(key, ()) if isinstance(b, dict))]
+
+
+def whole_numbers_as_int(value: Any, schema: dict | None = None) -> Any:
+    """`value` with every whole-number float where the schema wants an integer (JSON Schema counts 2.0 as an
+    integer) turned into an int, so the engine gets the integers it counts and indexes with."""
+    schema = local_schema() if schema is None else schema
+    branches = _branches(schema)
+    if isinstance(value, float) and value.is_integer() and any(b.get("type") == "integer" for b in branches):
+        return int(value)
+    if isinstance(value, dict):
+        fields: dict = {}
+        for branch in branches:
+            for name, sub in branch.get("properties", {}).items():
+                fields.setdefault(name, sub)
+        return {k: whole_numbers_as_int(v, fields[k]) if k in fields else v for k, v in value.items()}
+    if isinstance(value, list):
+        items = next((b["items"] for b in branches if isinstance(b.get("items"), dict)), None)
+        return [whole_numbers_as_int(v, items) for v in value] if items is not None else value
+    return value
 
 
 def _json_path(parts: Iterable[Any], root: str = "$") -> str:
@@ -98,7 +133,7 @@ def _problem_from_error(error, root: str) -> list[Problem]:
             by_branch.setdefault(sub.schema_path[0], []).append(sub)
         fitting = [errs for errs in by_branch.values()
                    if not any(e.validator in ("type", "const") and not e.relative_path for e in errs)]
-        if len(fitting) == 1 and any(e.relative_path or e.validator != "required" for e in fitting[0]):
+        if len(fitting) == 1:
             return [p for sub in fitting[0] for p in _problem_from_error(sub, root)]
         return [Problem(path, f"got {_show(error.instance)}; allowed: {describe_allowed(error.schema)}")]
     if kind == "additionalProperties":
@@ -158,21 +193,27 @@ def _window_problems(obj: dict, path: str, steps: int, start_key: str, end_key: 
 
 def _refiner_problems(task: dict, refiner: dict, path: str, steps: int, has_seed: bool) -> list[Problem]:
     """The refiner takes over after the base's first step and before the last step (see sdxlkit.refiner.switch)."""
-    from ..refiner.switch import first_step, switch_step
+    from ..refiner.switch import DEFAULT_SWITCH_PERCENT, first_step, switch_step
 
     start, percent = _number(refiner.get("startStep")), _number(refiner.get("startStepPercentage"))
     if (refiner.get("startStep") is not None and start is None) or (refiner.get("startStepPercentage") is not None and percent is None):
         return []  # type errors are the schema check's
     name = "startStep" if start is not None else "startStepPercentage"
     switch = switch_step(steps, start, percent)
+    given = {"startStep": f"got {start}", "startStepPercentage": f"got {percent} (step {switch} of {steps})"}[name]
+    if start is None and percent is None:
+        given = f"not set, so the default {DEFAULT_SWITCH_PERCENT} (step {switch} of {steps})"
     strength = _number(task.get("strength", 1.0 if "outpaint" in task else local_schema()["properties"]["strength"]["default"]))
     first = first_step(steps, strength if has_seed and strength is not None else None)
+    if steps - first < 2:
+        return [Problem(path, f"the base model and the refiner need a step each, but the task runs {steps - first} "
+                              f"step(s): raise steps{' or strength' if first else ''}")]
     if switch >= steps:
-        return [Problem(f"{path}.{name}", f"got {refiner.get(name)}; the refiner must take over before the last step: "
+        return [Problem(f"{path}.{name}", f"{given}; the refiner must take over before the last step: "
                         f"must be < steps ({steps})")]
     if switch <= first:
-        runs = f"img2img at strength {strength} runs steps {first}..{steps - 1} of {steps}" if first else f"step {switch} of {steps}"
-        return [Problem(f"{path}.{name}", f"got {refiner.get(name)}, so the base model would run no step ({runs}); "
+        runs = f" (img2img at strength {strength} runs steps {first}..{steps - 1} of {steps})" if first else ""
+        return [Problem(f"{path}.{name}", f"{given}, so the base model would run no step{runs}; "
                         f"the refiner must take over after step {first}")]
     return []
 
@@ -192,6 +233,7 @@ def _cross_field_problems(task: dict, root: str) -> list[Problem]:
         if isinstance(cn, dict):
             problems += _window_problems(cn, f"{root}.controlNet[{i}]", steps, "startStep", "endStep",
                                          ("startStepPercentage", "endStepPercentage"))
+    problems += _seed_problems(task, root)
     refiner = task.get("refiner")
     if isinstance(refiner, dict):
         problems += _refiner_problems(task, refiner, f"{root}.refiner", steps, "seedImage" in inputs)
@@ -207,6 +249,16 @@ def _cross_field_problems(task: dict, root: str) -> list[Problem]:
         problems.append(Problem(f"{root}.hiresFix", "cannot be combined with outpaint (the outpaint canvas is the seed "
                                 "image's size, it cannot be generated smaller first); remove one of them"))
     return problems + _inpaint_size_problems(task, root)
+
+
+def _seed_problems(task: dict, root: str) -> list[Problem]:
+    """Image i of numberResults takes seed + i, which must stay a seed the format allows (a saved image re-runs)."""
+    seed, count = _number(task.get("seed")), _number(task.get("numberResults", 1))
+    most = local_schema()["properties"]["seed"]["maximum"]
+    if seed is None or count is None or seed + count - 1 <= most:
+        return []
+    return [Problem(f"{root}.seed", f"got {seed}; with numberResults {count} the images take seeds {seed}.."
+                                    f"{seed + count - 1}, above the largest seed {most}: use a seed <= {most - count + 1}")]
 
 
 INPAINT_SIZE_RANGE = (64, 2048)
@@ -228,27 +280,40 @@ def task_problems(task: Any, root: str = "$") -> list[Problem]:
     problems = [Problem(path, finite_message(number)) for path, number in non_finite(task, root)]
     problems += [p for p in _schema_problems(task, root) if p.path not in {q.path for q in problems}]
     if isinstance(task, dict):
-        problems += _cross_field_problems(task, root)
+        problems += _cross_field_problems(whole_numbers_as_int(task), root)
     return problems
 
 
 def validate_task(task: Any) -> dict:
+    """The task with whole-number floats as integers (whole_numbers_as_int), or every problem raised."""
     problems = task_problems(task)
     if problems:
         raise TaskValidationError(problems)
-    return task
+    return whole_numbers_as_int(task)
+
+
+def checked_tasks(data: Any) -> tuple[list[dict | None], list[Problem]]:
+    """An object (one task) or an array of tasks: each task as validate_task returns it, None where it has
+    problems, and the problems of all tasks together."""
+    if isinstance(data, dict):
+        problems = task_problems(data)
+        return [None if problems else whole_numbers_as_int(data)], problems
+    if not isinstance(data, list) or not data:
+        return [], [Problem("$", "must be a task object or a non-empty array of task objects")]
+    tasks, problems = [], []
+    for i, task in enumerate(data):
+        found = task_problems(task, f"$[{i}]")
+        tasks.append(None if found else whole_numbers_as_int(task))
+        problems += found
+    uuids = [t["taskUUID"] for t in data if isinstance(t, dict) and isinstance(t.get("taskUUID"), str)]
+    for dup in sorted({u for u in uuids if uuids.count(u) > 1}):
+        problems.append(Problem("$", f"taskUUID {dup} is used by more than one task; each task needs its own"))
+    return tasks, problems
 
 
 def validate_tasks(data: Any) -> list[dict]:
     """An object (one task) or an array of tasks; returns the list. Problems of all tasks are reported together."""
-    if isinstance(data, dict):
-        return [validate_task(data)]
-    if not isinstance(data, list) or not data:
-        raise TaskValidationError([Problem("$", "must be a task object or a non-empty array of task objects")])
-    problems = [p for i, task in enumerate(data) for p in task_problems(task, f"$[{i}]")]
-    uuids = [t.get("taskUUID") for t in data if isinstance(t, dict) and t.get("taskUUID")]
-    for dup in sorted({u for u in uuids if uuids.count(u) > 1}):
-        problems.append(Problem("$", f"taskUUID {dup} is used by more than one task; each task needs its own"))
+    tasks, problems = checked_tasks(data)
     if problems:
         raise TaskValidationError(problems)
-    return data
+    return tasks
