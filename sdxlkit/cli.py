@@ -91,11 +91,14 @@ def _print_written(result: dict) -> None:
 
 
 def cmd_run(args) -> int:
+    from .runnable import with_absolute_image_paths
     from .runner import run_tasks
-    from .task.model import load_tasks
+    from .task.model import Task, load_tasks
 
     args.base_dir = Path(args.task).resolve().parent
-    results = run_tasks(load_tasks(args.task), _options(args), on_step=_progress(), on_result=_print_written)
+    # images named relative to the task file stay found when an output image's embedded task runs again
+    tasks = [Task(with_absolute_image_paths(task.data, args.base_dir)) for task in load_tasks(args.task)]
+    results = run_tasks(tasks, _options(args), on_step=_progress(), on_result=_print_written)
     print(json.dumps({"data": results}, indent=2))
     return 0
 

@@ -116,6 +116,14 @@ def _paste(base: torch.Tensor, patch: torch.Tensor, mask: Image.Image, box: tupl
     return out
 
 
+def over_seed_image(gen: Generation, image: torch.Tensor) -> torch.Tensor:
+    """`image` (the final size) where the inpaint mask is white, feathered as inpaint pastes, and the seed image
+    elsewhere: what an inpaint keeps outside its mask, for an image that went through another pass (hires)."""
+    size = (gen.width, gen.height)
+    mask = _fit(gen.mask_image, size)
+    return _paste(_to_tensor(_fit(gen.seed_image, size)), image, mask, (0, 0) + size, masking.INPAINT_FEATHER)
+
+
 def _source_latents(components: SDXLComponents, image: Image.Image, seeds: list[int]) -> torch.Tensor:
     """The image encoded once, its latent distribution sampled with each seed: one source per image of a batch."""
     return vae.encode_for_seeds(components, _to_tensor(image), seeds).to(components.device, components.dtype)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .generate import Generation, img2img, inpaint, to_pil
+from .generate import Generation, img2img, inpaint, over_seed_image, to_pil
 from .sampling import schedule_for
 from .upscale import UPSCALERS, upscale
 
@@ -65,6 +65,8 @@ def hires_fix(components, gen: Generation, image: torch.Tensor, seed: int, embed
     if hires is None:
         return image
     image = upscaled(components, image, hires.upscaler, (gen.width, gen.height))
+    if gen.mode == "inpaint":  # only the mask is repainted: the rest stays the seed image, not its upscaled copy
+        image = over_seed_image(gen, image)
     if hires.strength == 0:
         return image
     refine = replace(gen, seed_image=to_pil(image)[0], outpaint=None, steps=schedule_for(hires.steps, hires.strength),

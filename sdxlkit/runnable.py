@@ -5,12 +5,16 @@ inputs and their geometry. Each problem names its JSON path (``$.scheduler``, ``
 
 from __future__ import annotations
 
+import copy
+import math
+
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
 from .errors import ImageInputError, Problem, TaskValidationError, UnsupportedScheduler
-from .images import load_image, to_mask, to_rgb
+from .images import file_reference, load_image, to_mask, to_rgb
 from .task import schema
 from .task.model import Task
 
@@ -35,14 +39,32 @@ def photo_key(index: int) -> str:
     return f"photoMaker.images[{index}]"
 
 
+def _image_slots(data: dict) -> list[tuple[str, Any, Any]]:
+    """(field path, container, key) of every image a task's JSON reads: its reference is container[key]."""
+    inputs = data.get("inputs", {})
+    slots = [(f"inputs.{name}", inputs, name) for name in ("seedImage", "maskImage") if name in inputs]
+    slots += [(guide_image_key(i), c, "guideImage") for i, c in enumerate(data.get("controlNet", []))]
+    slots += [(ip_guide_image_key(i, j), a["guideImages"], j) for i, a in enumerate(data.get("ipAdapters", []))
+              for j in range(len(a["guideImages"]))]
+    images = data.get("photoMaker", {}).get("images", [])
+    return slots + [(photo_key(i), images, i) for i in range(len(images))]
+
+
 def image_references(task: Task) -> list[tuple[str, str]]:
     """(field path, reference) of every image a task reads."""
-    inputs = task.data.get("inputs", {})
-    refs = [(f"inputs.{name}", inputs[name]) for name in ("seedImage", "maskImage") if name in inputs]
-    refs += [(guide_image_key(i), c["guideImage"]) for i, c in enumerate(task.data.get("controlNet", []))]
-    refs += [(ip_guide_image_key(i, j), ref) for i, a in enumerate(task.data.get("ipAdapters", []))
-              for j, ref in enumerate(a["guideImages"])]
-    return refs + [(photo_key(i), ref) for i, ref in enumerate(task.data.get("photoMaker", {}).get("images", []))]
+    return [(field, container[key]) for field, container, key in _image_slots(task.data)]
+
+
+def with_absolute_image_paths(data: dict, base_dir: Path | None) -> dict:
+    """A copy of `data` in which each image given as a relative file path is absolute, as run reads it: the task
+    an output image carries then runs again from any folder."""
+    data = copy.deepcopy(data)
+    for _, container, key in _image_slots(data):
+        ref = container[key]
+        path = file_reference(ref, base_dir)
+        if path is not None and not Path(ref.removeprefix("file://")).expanduser().is_absolute():
+            container[key] = str(path.resolve())
+    return data
 
 
 def _not_executable(task: Task, root: str) -> list[Problem]:
@@ -100,6 +122,38 @@ def _compel_syntax(task: Task, root: str) -> list[Problem]:
     return [Problem(f"{root}.{name}", error) for name, error in errors.items() if error]
 
 
+def _refiner_scheduler(task: Task, root: str) -> list[Problem]:
+    """The refiner hand-off cuts the schedule by timestep (diffusers' denoising_end / denoising_start), which falls
+    inside a step of a scheduler whose steps evaluate the UNet at two timesteps."""
+    from .schedulers import evaluates_twice_per_step
+
+    name = task.get("scheduler")
+    if not task.has("refiner") or not evaluates_twice_per_step(name):
+        return []
+    return [Problem(f"{root}.scheduler", f"{name!r} evaluates the UNet twice per step, at two noise levels, and the "
+                    "refiner's hand-off would fall between the two: with a refiner use a scheduler of one evaluation "
+                    "per step (Euler, DPM++ 2M, UniPC, ...)")]
+
+
+def _post_pass_schedules(task: Task, root: str) -> list[Problem]:
+    """The hires and face passes run exactly their steps at their strength, on a schedule of about steps / strength
+    (schedule_for), which must fit the scheduler."""
+    from .schedulers import longest_schedule, schedule_for
+    from .task.model import HIRES_DEFAULTS
+
+    passes = []
+    if task.has("hiresFix"):
+        fix = HIRES_DEFAULTS | {"steps": task.get("steps")} | (task.data["hiresFix"] if isinstance(task.data["hiresFix"], dict) else {})
+        passes.append(("hiresFix", fix["steps"], fix["strength"]))
+    if task.has("ultralytics"):
+        passes.append(("ultralytics", task.get("ultralytics.steps"), task.get("ultralytics.strength")))
+    most = longest_schedule(task.get("scheduler"))
+    return [Problem(f"{root}.{name}.strength", f"got {strength}: {steps} steps at strength {strength} need a "
+                    f"{schedule_for(steps, strength)}-step schedule, but {task.get('scheduler')!r} takes at most {most}; "
+                    f"raise {name}.strength to at least {math.ceil(steps / most * 100) / 100} or lower {name}.steps")
+            for name, steps, strength in passes if strength > 0 and schedule_for(steps, strength) > most]
+
+
 def _accelerator(task: Task, root: str) -> list[Problem]:
     """DeepCache branches name layers of the U: 3 per down block, SDXL has 3."""
     from .accelerator.deep_cache import LAYERS_PER_BLOCK
@@ -116,7 +170,8 @@ def field_problems(task: Task, root: str = "$") -> list[Problem]:
     PhotoMaker cannot find its person in, compel prompts compel cannot parse and DeepCache branches SDXL does not
     have."""
     return (_not_executable(task, root) + _scheduler(task, root) + _adapters(task, root) + _photomaker(task, root)
-            + _compel_syntax(task, root) + _accelerator(task, root))
+            + _compel_syntax(task, root) + _post_pass_schedules(task, root) + _refiner_scheduler(task, root)
+            + _accelerator(task, root))
 
 
 def geometry_problems(task: Task, images: dict[str, Image.Image], root: str = "$") -> list[Problem]:

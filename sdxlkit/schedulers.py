@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -368,3 +369,35 @@ def scheduler_table_markdown() -> str:
             rows.append(f"| {name} | {cls} | {_format_sigmas(entry)} | {_format_settings(entry)} | "
                         f"{entry.note or '—'} |")
     return "\n".join(rows) + "\n"
+
+
+def schedule_for(steps: int, strength: float) -> int:
+    """The num_inference_steps at which diffusers' img2img/inpaint runs exactly `steps` steps at `strength`
+    (it runs int(num_inference_steps * strength)): A1111's and ComfyUI's denoise semantics, about ceil(steps / strength)."""
+    if not 0 < strength <= 1:
+        raise ValueError(f"strength {strength} runs no step; allowed: 0 < strength <= 1")
+    n = max(steps, math.ceil(steps / strength))
+    while int(n * strength) < steps:  # float rounding of steps / strength
+        n += 1
+    while n > steps and int((n - 1) * strength) >= steps:
+        n -= 1
+    return n
+
+
+# The longest schedule a scheduler takes: diffusers refuses more steps than the model's 1000 training timesteps
+# (LCM and TCD: than their original 50-step schedule), and DEIS returns NaN past them.
+TRAINING_TIMESTEPS = 1000
+SHORT_SCHEDULES = {"LCMScheduler": 50, "TCDScheduler": 50}
+
+
+def longest_schedule(name: str) -> int:
+    entry = SCHEDULERS.get(name)
+    return SHORT_SCHEDULES.get(getattr(entry, "cls", None), TRAINING_TIMESTEPS)
+
+
+TWO_EVALUATIONS_PER_STEP = {HEUN, "KDPM2DiscreteScheduler", "KDPM2AncestralDiscreteScheduler"}
+
+
+def evaluates_twice_per_step(name: str) -> bool:
+    """Second-order schedulers: each step evaluates the UNet at two timesteps, listed twice in `timesteps`."""
+    return getattr(SCHEDULERS.get(name), "cls", None) in TWO_EVALUATIONS_PER_STEP

@@ -401,3 +401,22 @@ def test_the_cli_and_the_model_spec_import_without_torch_or_diffusers():
             "sdxlkit.loading.loader.ModelSpec('model.safetensors', memory='lowvram')\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_an_image_of_a_task_with_relative_image_paths_runs_again_from_anywhere(tmp_path, tiny_checkpoint, capsys,
+                                                                                 monkeypatch):
+    folder = tmp_path / "job"
+    folder.mkdir()
+    Image.new("RGB", (128, 128), (200, 30, 30)).save(folder / "seed.png")
+    task = write_task(folder, inputs={"seedImage": "seed.png"}, strength=0.7, outputFormat="PNG")
+    models = tiny_checkpoint.parent.parent
+    code, out, err = run_cli(capsys, "run", task, "--models", models, "--out", tmp_path / "first")
+    assert code == 0, err
+    first = Path(json.loads(out)["data"][0]["imageURL"].removeprefix("file://"))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "run", first, "--models", models, "--out", tmp_path / "again")
+    assert code == 0, err
+    again = Path(json.loads(out)["data"][0]["imageURL"].removeprefix("file://"))
+    assert list(Image.open(first).getdata()) == list(Image.open(again).getdata())
+    embedded = json.loads(read_texts(first.read_bytes())["sdxlkit_task"])
+    assert embedded["inputs"]["seedImage"] == str((folder / "seed.png").resolve())

@@ -125,10 +125,12 @@ def test_hires_composes_with_img2img_and_inpaint(components, upscaler_files, rec
         first = [r for r in recorded if r[2:] == (8, 8)]
         assert len(first) == int(4 * extra["strength"]) and [r for r in recorded if r[2:] == (16, 16)] == [(i, 3, 16, 16) for i in range(3)]
         assert image.shape == (1, 3, 128, 128)
-    # inpaint: the refine pass repaints the mask only, so the border stays the upscaled first pass (8-bit)
+    # inpaint repaints only the mask, in both passes: away from it the image is the seed image, not its upscaled copy
+    seed_pixels = torch.tensor((40, 120, 200), dtype=torch.float32).view(1, 3, 1, 1) / 255
     g = gen(upscaler_files[".pth"], **extra)
     ((upscaled_only, _),) = generate(components, replace(g, hires=replace(g.hires, strength=0.0)))
-    assert (image - upscaled_only)[..., :12, :].abs().max() <= 0.5 / 255 + 1e-6
+    for result in (image, upscaled_only):
+        assert (result - seed_pixels)[..., :12, :].abs().max() <= 1e-6
     assert (image - upscaled_only)[..., 48:80, 48:80].abs().mean() > 0.01
 
 
@@ -226,3 +228,22 @@ def test_hires_with_outpaint_is_refused_by_name():
             "outpaint": {"right": 64}, "hiresFix": True}
     with pytest.raises(TaskValidationError, match=r"\$\.hiresFix: cannot be combined with outpaint"):
         parse_tasks(task)
+
+
+@pytest.mark.parametrize(("fields", "path", "says"), [
+    ({"scheduler": "LCM", "steps": 26, "hiresFix": True}, "$.hiresFix.strength", "need a 52-step schedule, but 'LCM' takes at most 50"),
+    ({"scheduler": "LCM", "ultralytics": {}}, "$.ultralytics.strength", "20 steps at strength 0.3 need a 67-step schedule"),
+    ({"scheduler": "DDIM", "hiresFix": {"model": "runware:504@1", "steps": 12, "strength": 0.01}}, "$.hiresFix.strength",
+     "need a 1200-step schedule, but 'DDIM' takes at most 1000; raise hiresFix.strength to at least 0.02")])
+def test_post_passes_whose_schedule_the_scheduler_cannot_take_are_refused_before_loading(fields, path, says):
+    from sdxlkit.runnable import field_problems
+    from sdxlkit.task.model import parse_tasks
+
+    task = {"taskType": "imageInference", "taskUUID": "0b7e4cd6-5b8e-4f57-9d5c-2f4c6f3d1a11", "model": "m",
+            "positivePrompt": "a face", "width": 1024, "height": 1024} | fields
+    (problem,) = field_problems(parse_tasks(task)[0])
+    assert problem.path == path and says in problem.message
+    longest = {"LCM": 50, "DDIM": 1000}[fields["scheduler"]]
+    fitting = task | {path.split(".")[1]: (fields[path.split(".")[1]] if isinstance(fields[path.split(".")[1]], dict)
+                                          else {"model": "runware:504@1"}) | {"strength": 1.0, "steps": longest}}
+    assert not field_problems(parse_tasks(fitting)[0])  # a schedule of exactly the longest is fine

@@ -168,6 +168,17 @@ def test_a_switch_where_one_model_would_run_no_step_is_refused(refiner, fields, 
     assert [p.path for p in err.value.problems] == [path]
 
 
+@pytest.mark.parametrize("scheduler", ["Heun", "Heun Karras", "HeunDiscreteScheduler", "KDPM2DiscreteScheduler",
+                                       "KDPM2AncestralDiscreteScheduler"])
+def test_schedulers_of_two_evaluations_per_step_are_refused_with_a_refiner(scheduler):
+    from sdxlkit.runnable import field_problems
+
+    (with_refiner,) = parse_tasks(task(refiner={"model": "r", "startStep": 6}, scheduler=scheduler))
+    assert [p.path for p in field_problems(with_refiner)] == ["$.scheduler"]
+    assert not field_problems(parse_tasks(task(scheduler=scheduler))[0])
+    assert not field_problems(parse_tasks(task(refiner={"model": "r", "startStep": 6}, scheduler="Euler"))[0])
+
+
 def test_a_task_with_a_refiner_runs_through_the_mapped_id(refiner_models, tmp_path, monkeypatch):
     from sdxlkit.loading.cache import ModelCache
     from sdxlkit.runner import RunOptions, prepare, run_prepared

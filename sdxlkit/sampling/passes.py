@@ -11,7 +11,6 @@ score (the SDXL refiner's) gets `aesthetic_score` / `negative_aesthetic_score` i
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -48,19 +47,6 @@ class DenoisePass:
 
     def runs_no_step(self) -> bool:
         return self.kind != "txt2img" and int(self.steps * self.strength) < 1
-
-
-def schedule_for(steps: int, strength: float) -> int:
-    """The num_inference_steps at which diffusers' img2img/inpaint runs exactly `steps` steps at `strength`
-    (it runs int(num_inference_steps * strength)): A1111's and ComfyUI's denoise semantics, about ceil(steps / strength)."""
-    if not 0 < strength <= 1:
-        raise ValueError(f"strength {strength} runs no step; allowed: 0 < strength <= 1")
-    n = max(steps, math.ceil(steps / strength))
-    while int(n * strength) < steps:  # float rounding of steps / strength
-        n += 1
-    while n > steps and int((n - 1) * strength) >= steps:
-        n -= 1
-    return n
 
 
 def _takes_aesthetic_score(components: SDXLComponents) -> bool:
