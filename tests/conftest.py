@@ -111,6 +111,24 @@ def ip_models(tmp_path_factory, tiny_components, tiny_checkpoint):
 
 
 @pytest.fixture(scope="session")
+def image_prompt_cases(tmp_path_factory, tiny_components, ip_models) -> list[dict]:
+    """Generation fields of an IP-Adapter Plus run and of a PhotoMaker run (strength 50), on one random photo."""
+    import numpy as np
+    from PIL import Image
+
+    from sdxlkit.ipadapter import IPAdapterRequest
+    from sdxlkit.photomaker.request import PhotoMakerRequest
+    from sdxlkit.tiny_photomaker import tiny_photomaker, write_photomaker
+
+    photo = Image.fromarray((np.random.RandomState(3).rand(96, 80, 3) * 255).astype(np.uint8))
+    plus = IPAdapterRequest(ip_models.path["runware:55@2"], ip_models.encoder["runware:55@2"], [photo])
+    photomaker = write_photomaker(tiny_photomaker(tiny_components, seed=11)[0],
+                                  tmp_path_factory.mktemp("photomaker") / "photomaker-v1.bin")
+    return [{"ip_adapters": [plus]},
+            {"prompt": "a photo of a man img", "photomaker": PhotoMakerRequest(photomaker, [photo], strength=50)}]
+
+
+@pytest.fixture(scope="session")
 def tiny_upscaler(tmp_path_factory):
     """A tiny random ESRGAN x4 saved as RealESRGAN releases its models (.pth with params_ema)."""
     from sdxlkit.tiny_upscaler import tiny_esrgan_state_dict, write_upscaler

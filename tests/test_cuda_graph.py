@@ -145,21 +145,10 @@ def test_deep_cache_replays_a_graph_per_step_kind_and_gives_the_images_of_plain_
     assert (recorder.warm_ups, recorder.captures, recorder.replays) == counts  # a full and a cached step each
 
 
-def test_image_prompts_keep_the_graph_and_the_images_of_plain_sampling(tiny_checkpoint, tiny_components, graphed,
-                                                                      ip_models, tmp_path):
-    import numpy as np
-
-    from sdxlkit.ipadapter import IPAdapterRequest
-    from sdxlkit.photomaker.request import PhotoMakerRequest
-    from sdxlkit.tiny_photomaker import tiny_photomaker, write_photomaker
-
-    photo = Image.fromarray((np.random.RandomState(3).rand(96, 80, 3) * 255).astype(np.uint8))
-    plus = IPAdapterRequest(ip_models.path["runware:55@2"], ip_models.encoder["runware:55@2"], [photo])
-    photomaker = write_photomaker(tiny_photomaker(tiny_components, seed=11)[0], tmp_path / "photomaker-v1.bin")
+def test_image_prompts_keep_the_graph_and_the_images_of_plain_sampling(tiny_checkpoint, graphed, image_prompt_cases):
     plain = load_sdxl(ModelSpec(tiny_checkpoint))
     # PhotoMaker at strength 50 over 6 steps: the text-only prompt up to step 3, the identity after it
-    for case in ({"ip_adapters": [plus]},
-                 {"prompt": "a photo of a man img", "photomaker": PhotoMakerRequest(photomaker, [photo], strength=50)}):
+    for case in image_prompt_cases:
         ReplayOnCpu.made = []
         assert torch.equal(images(graphed, gen(steps=6, **case))[0], images(plain, gen(steps=6, **case))[0]), case
         recorder, = ReplayOnCpu.made

@@ -182,35 +182,33 @@ def test_repeated_tokens_and_foreign_widths_are_refused(models, embedding_files)
     assert fingerprint(tokenizers, encoders) == before  # no hook left behind after the error
 
 
-def test_a_task_refuses_an_sd15_embedding_before_loading_a_model(embedding_files, tmp_path):
+def _prepare_with_embeddings(embedding_files, tmp_path, prompt: str, embeddings: list):
+    """prepare() of a task with these embeddings, in a models folder with an unloadable checkpoint (nothing loads)."""
     from sdxlkit.runner import RunOptions, prepare
     from sdxlkit.task.model import parse_tasks
 
-    (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / "m.safetensors").write_bytes(b"not loaded")
-    (tmp_path / "embeddings").symlink_to(embedding_files.folder)
+    if not (tmp_path / "checkpoints").exists():
+        (tmp_path / "checkpoints").mkdir()
+        (tmp_path / "checkpoints" / "m.safetensors").write_bytes(b"not loaded")
+        (tmp_path / "embeddings").symlink_to(embedding_files.folder)
     task = {"taskType": "imageInference", "taskUUID": "0b7e4cd6-5b8e-4f57-9d5c-2f4c6f3d1a11", "model": "m",
-            "positivePrompt": "oldStyle", "width": 128, "height": 128,
-            "embeddings": [{"model": "myStyle"}, {"model": "oldStyle", "weight": 0.5}]}
+            "positivePrompt": prompt, "width": 128, "height": 128, "embeddings": embeddings}
+    return prepare(parse_tasks(task)[0], RunOptions(models_dir=tmp_path, device="cpu"))
+
+
+def test_a_task_refuses_an_sd15_embedding_before_loading_a_model(embedding_files, tmp_path):
     with pytest.raises(ModelLoadError, match="oldStyle.safetensors: this is an SD 1.x"):
-        prepare(parse_tasks(task)[0], RunOptions(models_dir=tmp_path, device="cpu"))
-    task["embeddings"] = [{"model": "myStyle", "weight": -2}]
-    prepared = prepare(parse_tasks(task)[0], RunOptions(models_dir=tmp_path, device="cpu"))
+        _prepare_with_embeddings(embedding_files, tmp_path, "oldStyle",
+                                 [{"model": "myStyle"}, {"model": "oldStyle", "weight": 0.5}])
+    prepared = _prepare_with_embeddings(embedding_files, tmp_path, "oldStyle", [{"model": "myStyle", "weight": -2}])
     assert prepared.generation.embeddings == [(tmp_path / "embeddings" / "myStyle.safetensors", -2.0)]
 
 
 def test_a_task_naming_one_embedding_file_twice_is_refused_with_its_path(embedding_files, tmp_path):
     from sdxlkit.errors import TaskValidationError
-    from sdxlkit.runner import RunOptions, prepare
-    from sdxlkit.task.model import parse_tasks
 
-    (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / "m.safetensors").write_bytes(b"not loaded")
-    (tmp_path / "embeddings").symlink_to(embedding_files.folder)
-    task = {"taskType": "imageInference", "taskUUID": "0b7e4cd6-5b8e-4f57-9d5c-2f4c6f3d1a11", "model": "m",
-            "positivePrompt": "myStyle", "width": 128, "height": 128,
-            "embeddings": [{"model": "myStyle"}, {"model": "myStyle.safetensors", "weight": 0.5}]}
     with pytest.raises(TaskValidationError) as info:
-        prepare(parse_tasks(task)[0], RunOptions(models_dir=tmp_path, device="cpu"))
+        _prepare_with_embeddings(embedding_files, tmp_path, "myStyle",
+                                 [{"model": "myStyle"}, {"model": "myStyle.safetensors", "weight": 0.5}])
     (problem,) = info.value.problems
     assert problem.path == "$.embeddings[1].model" and "'myStyle' is embeddings[0]'s too" in problem.message

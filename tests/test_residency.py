@@ -204,20 +204,9 @@ def test_the_refiner_takes_the_base_models_memory_mode(refiner_models):
     assert load_refiner(base, RefinerRequest(refiner_models.single, 3)).residency.memory == "lowvram"
 
 
-def test_lowvram_brings_the_image_encoders_in_only_to_encode(tiny_checkpoint, tiny_components, streamed, ip_models,
-                                                             tmp_path):
-    import numpy as np
-
-    from sdxlkit.ipadapter import IPAdapterRequest
-    from sdxlkit.photomaker.request import PhotoMakerRequest
-    from sdxlkit.tiny_photomaker import tiny_photomaker, write_photomaker
-
-    photo = Image.fromarray((np.random.RandomState(3).rand(96, 80, 3) * 255).astype(np.uint8))
-    plus = IPAdapterRequest(ip_models.path["runware:55@2"], ip_models.encoder["runware:55@2"], [photo])
-    photomaker = write_photomaker(tiny_photomaker(tiny_components, seed=11)[0], tmp_path / "photomaker-v1.bin")
+def test_lowvram_brings_the_image_encoders_in_only_to_encode(tiny_checkpoint, streamed, image_prompt_cases):
     plain = load_sdxl(ModelSpec(tiny_checkpoint))
-    for case in ({"ip_adapters": [plus]},
-                 {"prompt": "a photo of a man img", "photomaker": PhotoMakerRequest(photomaker, [photo], strength=50)}):
+    for case in image_prompt_cases:
         (expected, _), = generate(plain, gen(**case))
         (got, _), = generate(streamed, gen(**case))
         assert torch.equal(expected, got), case
