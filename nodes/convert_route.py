@@ -2,8 +2,8 @@
 
 Body: {"to": "task", "workflow": UI workflow, "prompt": API prompt, "images": "data_uri"|"file"} answers
 {"tasks": [...]} (the UI workflow is preferred: it keeps each task's taskUUID; the prompt then gives the widget
-values of nodes inside subgraphs, which a workflow keeps once per subgraph, not per instance); {"to": "workflow"|"api",
-"tasks": task or array} answers {"workflow": ...} or {"prompt": ...}, with the tasks' images written to ComfyUI's
+values of nodes inside subgraphs, which a workflow keeps once per subgraph, not per instance);
+{"to": "workflow"|"api", "tasks": task or array} answers {"workflow": ...} or {"prompt": ...}, with the tasks' images written to ComfyUI's
 input folder. Errors come back in the API's shape with status 400 (413 past the body size limit); image file names
 follow the task route's path policy (files inside the input folder only, links followed before checking).
 """
@@ -40,11 +40,11 @@ def convert_body(body) -> dict:
         raise SdxlKitError("the request body must be a JSON object with 'to' and the document to convert")
     to = body.get("to")
     if to == "task":
-        graph, prompt = body.get("workflow") or body.get("prompt"), body.get("prompt")
-        if not isinstance(graph, dict):
+        workflow, prompt = body.get("workflow"), body.get("prompt")
+        if not isinstance(workflow or prompt, dict):
             raise SdxlKitError("'to': 'task' needs the graph as 'workflow' (UI format) or 'prompt' (API format)")
-        queued = prompt if isinstance(prompt, dict) and graph is not prompt else None
-        return {"tasks": graph_to_tasks(graph, options(body.get("images", "data_uri")), queued)}
+        queued = prompt if workflow and isinstance(prompt, dict) else None
+        return {"tasks": graph_to_tasks(workflow or prompt, options(body.get("images", "data_uri")), queued)}
     if to in ("workflow", "api"):
         if "tasks" not in body:
             raise SdxlKitError(f"'to': {to!r} needs 'tasks': a task object or an array of tasks")

@@ -23,6 +23,7 @@ def _with_file(fields: dict, ref: str, kind: str) -> TaskPart:
 
 HIRES_MAX_STEPS = 10000  # hiresFix.steps has no maximum in the schema; ComfyUI's KSampler allows this many
 
+
 class SDXLKitHiresFix(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:

@@ -139,11 +139,11 @@ def _post_pass_schedules(task: Task, root: str) -> list[Problem]:
     """The hires and face passes run exactly their steps at their strength, on a schedule of about steps / strength
     (schedule_for), which must fit the scheduler."""
     from .schedulers import longest_schedule, schedule_for
-    from .task.model import HIRES_DEFAULTS
+    from .task.model import hires_settings
 
     passes = []
     if task.has("hiresFix"):
-        fix = HIRES_DEFAULTS | {"steps": task.get("steps")} | (task.data["hiresFix"] if isinstance(task.data["hiresFix"], dict) else {})
+        fix = hires_settings(task)
         passes.append(("hiresFix", fix["steps"], fix["strength"]))
     if task.has("ultralytics"):
         passes.append(("ultralytics", task.get("ultralytics.steps"), task.get("ultralytics.strength")))

@@ -128,13 +128,13 @@ def _ip_adapters(task: Task, images: dict[str, Image.Image], resolve) -> list:
 def _hires(task: Task, resolve):
     """hiresFix: true = the documented defaults; steps default to the task's steps."""
     from .hires import HiresFix
-    from .task.model import HIRES_DEFAULTS
+    from .task.model import hires_settings
     from .upscale import spandrel
 
     if not task.has("hiresFix"):
         return None
     spandrel()  # missing or broken: say what to install before any model loads
-    settings = HIRES_DEFAULTS | {"steps": task.get("steps")} | (task.data["hiresFix"] if isinstance(task.data["hiresFix"], dict) else {})
+    settings = hires_settings(task)
     return HiresFix(upscaler=resolve(settings["model"], "upscale_models", "hiresFix.model"), steps=settings["steps"],
                     strength=float(settings["strength"]))
 
@@ -192,15 +192,15 @@ def _refiner(task: Task, resolve):
 def check_embeddings(generation, root: str = "$") -> None:
     """Read every embedding file before a model loads: SD 1.x/2.x files and repeated tokens are refused here."""
     from .embeddings import EMBEDDING_FILES, PromptEmbeddings
+    from .embeddings.inject import repeated_token
 
     files = [EMBEDDING_FILES.get(path) for path, _ in generation.embeddings]
-    first: dict[str, int] = {}
-    for i, ti in enumerate(files):
-        j = first.setdefault(ti.name.lower(), i)
-        if j != i:
-            raise TaskValidationError([Problem(
-                f"{root}.embeddings[{i}].model", f"its file's token {ti.name!r} is embeddings[{j}]'s too; a prompt "
-                "names an embedding by its file name, so each file name must be unique")])
+    repeated = repeated_token(files)
+    if repeated:
+        i, j = repeated
+        raise TaskValidationError([Problem(
+            f"{root}.embeddings[{i}].model", f"its file's token {files[i].name!r} is embeddings[{j}]'s too; a prompt "
+            "names an embedding by its file name, so each file name must be unique")])
     PromptEmbeddings(list(zip(files, (weight for _, weight in generation.embeddings))))
 
 

@@ -26,14 +26,25 @@ STAND_IN_ID = 0  # what the encoder sees at a placeholder before its embedding r
 _EXTENSIONS = r"(?:\.(?:safetensors|pt|bin))?"
 
 
+def repeated_token(files: list[TextualInversion]) -> tuple[int, int] | None:
+    """(i, j) for the first file i whose token (its file name, any case) file j < i has too, else None."""
+    first: dict[str, int] = {}
+    for i, ti in enumerate(files):
+        j = first.setdefault(ti.name.lower(), i)
+        if j != i:
+            return i, j
+    return None
+
+
 class PromptEmbeddings:
     """The embeddings of one run with their weights; placeholder i of the run is vector i of them in order."""
 
     def __init__(self, entries: list[tuple[TextualInversion, float]]):
         names = [ti.name.lower() for ti, _ in entries]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise SdxlKitError(f"embeddings: the token {duplicates[0]!r} is given twice; each embedding file name must be unique")
+        repeated = repeated_token([ti for ti, _ in entries])
+        if repeated:
+            raise SdxlKitError(f"embeddings: the token {names[repeated[0]]!r} is given twice; each embedding file name "
+                               "must be unique")
         self.entries = list(entries)
         self.offsets: dict[str, tuple[int, int]] = {}  # name -> (first placeholder offset, vectors)
         offset = 0

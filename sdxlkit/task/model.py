@@ -22,6 +22,12 @@ LOCAL_DEFAULTS = {"CFGScale": 7.0, "clipSkip": 0, "ultralytics.inpaintSize": 102
 HIRES_DEFAULTS = {"model": "runware:504@1", "strength": 0.5}
 
 
+def hires_settings(task: Task) -> dict:
+    """The task's hiresFix as model, steps and strength: true = the defaults; steps default to the task's."""
+    given = task.data["hiresFix"]
+    return HIRES_DEFAULTS | {"steps": task.get("steps")} | (given if isinstance(given, dict) else {})
+
+
 class Task:
     """Keeps exactly the keys the user set (round trips stay stable); `get` falls back to the schema default."""
 

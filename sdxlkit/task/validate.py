@@ -276,34 +276,34 @@ def _inpaint_size_problems(task: dict, root: str) -> list[Problem]:
     return []
 
 
-def task_problems(task: Any, root: str = "$") -> list[Problem]:
+def _checked(task: Any, root: str) -> tuple[dict | None, list[Problem]]:
+    """The task with whole-number floats as integers (whole_numbers_as_int), None when it has problems; and its
+    problems (the cross-field rules read the integers)."""
     problems = [Problem(path, finite_message(number)) for path, number in non_finite(task, root)]
     problems += [p for p in _schema_problems(task, root) if p.path not in {q.path for q in problems}]
-    if isinstance(task, dict):
-        problems += _cross_field_problems(whole_numbers_as_int(task), root)
-    return problems
+    if not isinstance(task, dict):
+        return None, problems
+    task = whole_numbers_as_int(task)
+    problems += _cross_field_problems(task, root)
+    return (None if problems else task), problems
 
 
-def validate_task(task: Any) -> dict:
-    """The task with whole-number floats as integers (whole_numbers_as_int), or every problem raised."""
-    problems = task_problems(task)
-    if problems:
-        raise TaskValidationError(problems)
-    return whole_numbers_as_int(task)
+def task_problems(task: Any, root: str = "$") -> list[Problem]:
+    return _checked(task, root)[1]
 
 
 def checked_tasks(data: Any) -> tuple[list[dict | None], list[Problem]]:
-    """An object (one task) or an array of tasks: each task as validate_task returns it, None where it has
+    """An object (one task) or an array of tasks: each task with whole-number floats as integers, None where it has
     problems, and the problems of all tasks together."""
     if isinstance(data, dict):
-        problems = task_problems(data)
-        return [None if problems else whole_numbers_as_int(data)], problems
+        checked, problems = _checked(data, "$")
+        return [checked], problems
     if not isinstance(data, list) or not data:
         return [], [Problem("$", "must be a task object or a non-empty array of task objects")]
     tasks, problems = [], []
     for i, task in enumerate(data):
-        found = task_problems(task, f"$[{i}]")
-        tasks.append(None if found else whole_numbers_as_int(task))
+        checked, found = _checked(task, f"$[{i}]")
+        tasks.append(checked)
         problems += found
     uuids = [t["taskUUID"] for t in data if isinstance(t, dict) and isinstance(t.get("taskUUID"), str)]
     for dup in sorted({u for u in uuids if uuids.count(u) > 1}):

@@ -1,6 +1,7 @@
 """SDXLKit_IPAdapter: one task ipAdapters[] entry per node, its guide images from LoadImage nodes on the image,
 image_2, ... inputs (in order; the node reads every image of an input's batch, so past four the last input takes
-the rest through ImageBatch nodes, which resize each to the first one's size); chained like the LoRA stack (the node without an upstream stack is the first entry).
+the rest through ImageBatch nodes, which resize each to the first one's size); chained like the LoRA stack (the
+node without an upstream stack is the first entry).
 A part of SDXL Inference (part.py): the chain's last node feeds its ip_adapter_stack input with a TaskPart holding
 the whole ipAdapters list."""
 
