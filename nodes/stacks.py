@@ -41,7 +41,8 @@ class SDXLKitLoraStack(CheckedNode):
             node_id=lora_node.NODE_ID,
             display_name="SDXL LoRA Stack",
             category="sdxlkit",
-            description="Adds one LoRA (kohya/A1111 or diffusers format, UNet and both text encoders) to the stack. "
+            description="Adds one LoRA (kohya/A1111 or diffusers format; LyCORIS LoHa, LoKr and DoRA files too; UNet and both "
+                        "text encoders) to the stack. "
                         "Chain several; weight 0 leaves the model as it is, negative weights push away from the LoRA.",
             inputs=[
                 io.Combo.Input("lora_name", options=host.file_list("loras"), tooltip="a LoRA file from models/loras"),

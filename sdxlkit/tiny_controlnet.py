@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .loading.stability_layout import _rename, _unet_modules
+from .loading.stability_layout import _rename, unet_modules
 
 ZERO_INITIALISED = ("controlnet_down_blocks", "controlnet_mid_block", "controlnet_cond_embedding.conv_out")
 
@@ -31,7 +31,7 @@ def ldm_state_dict(model) -> dict[str, torch.Tensor]:
     """The ControlNet's weights with the original ControlNet repository's key names."""
     sd = model.state_dict()
     own = {k: v for k, v in sd.items() if k.startswith("controlnet_")}
-    out = _rename({k: v for k, v in sd.items() if k not in own}, _unet_modules(sd), "", "ControlNet")
+    out = _rename({k: v for k, v in sd.items() if k not in own}, unet_modules(sd), "", "ControlNet")
     blocks = len({k.split(".")[2] for k in own if k.startswith("controlnet_cond_embedding.blocks.")})
     for key, value in own.items():
         parts = key.split(".")

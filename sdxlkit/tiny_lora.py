@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .loading.stability_layout import _rename, _unet_modules
+from .loading.stability_layout import _rename, unet_modules
 
 UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
@@ -51,7 +51,7 @@ def random_lora(components: dict, seed: int, rank: int = 4, alpha: float = 2.0, 
 def kohya_state_dict(lora: dict[str, list[Layer]], components: dict) -> dict[str, torch.Tensor]:
     unet_sd = components["unet"].state_dict()
     stability = _rename({f"{layer.module}.weight": unet_sd[f"{layer.module}.weight"] for layer in lora["unet"]},
-                        _unet_modules(unet_sd), "", "UNet")
+                        unet_modules(unet_sd), "", "UNet")
     names = {("unet", layer.module): "lora_unet_" + key.removesuffix(".weight").replace(".", "_")
              for layer, key in zip(lora["unet"], stability)}
     for encoder, prefix in ENCODERS:

@@ -1,9 +1,10 @@
-"""Runs in ComfyUI's own interpreter (never imported by the pack's tests): computes sigmas and SDXL conditioning with
-ComfyUI's functions for tests/test_comfy_reference.py.
+"""Runs in ComfyUI's own interpreter (never imported by the pack's tests): computes sigmas, SDXL conditioning and
+LoRA-patched weights with ComfyUI's functions for tests/test_comfy_reference.py.
 
 Usage: python comfy_reference_worker.py COMFYUI_PATH REQUEST.json OUT_DIR. The request holds "sigmas" (scheduler
-names and step counts) and/or "conditioning" (HF-format state dicts of the two text encoders and the cases to
-encode). Writes OUT_DIR/sigmas.json and OUT_DIR/conditioning.safetensors.
+names and step counts), "conditioning" (HF-format state dicts of the two text encoders and the cases to encode)
+and/or "lora" (base parameters by kohya layer name, and a set of (file, strength)). Writes OUT_DIR/sigmas.json,
+OUT_DIR/conditioning.safetensors and OUT_DIR/lora.safetensors.
 """
 
 import json
@@ -18,6 +19,7 @@ def comfy_imports(comfy_path: str):
 
     comfy.options.enable_args_parsing()
     import comfy.conds
+    import comfy.lora
     import comfy.model_sampling
     import comfy.samplers
     import comfy.sdxl_clip
@@ -64,6 +66,23 @@ def conditioning(comfy, request: dict) -> dict:
     return {k: v.contiguous() for k, v in out.items()}
 
 
+def lora(comfy, request: dict) -> dict:
+    """Each base parameter ("<layer>.weight" / "<layer>.bias") patched by the set's files in order, as ComfyUI's
+    ModelPatcher does: float32 copy, then comfy.lora.calculate_weight over the patches of every file."""
+    import torch
+    from safetensors.torch import load_file
+
+    base = load_file(request["base"])
+    patches: dict[str, list] = {}
+    for path, strength in request["set"]:
+        tensors = load_file(path)
+        layers = {key.split(".", 1)[0] for key in tensors}
+        for key, patch in comfy.lora.load_lora(tensors, {layer: f"{layer}.weight" for layer in layers}).items():
+            patches.setdefault(key, []).append((strength, patch, 1.0, None, None))
+    return {key: comfy.lora.calculate_weight(found, base[key].to(torch.float32, copy=True), key).contiguous()
+            for key, found in patches.items()}
+
+
 def main() -> None:
     comfy_path, request_path, out_dir = sys.argv[1:4]
     request = json.loads(Path(request_path).read_text())
@@ -75,6 +94,10 @@ def main() -> None:
         from safetensors.torch import save_file
 
         save_file(conditioning(comfy, request["conditioning"]), str(out / "conditioning.safetensors"))
+    if "lora" in request:
+        from safetensors.torch import save_file
+
+        save_file(lora(comfy, request["lora"]), str(out / "lora.safetensors"))
 
 
 if __name__ == "__main__":

@@ -173,3 +173,51 @@ def test_conditioning_equals_comfyuis(case, real_size_encoders, comfy_conditioni
         assert close(result.negative_prompt_embeds, comfy_conditioning[f"{name}.negative"]) <= CONDITIONING_RTOL
         assert close(result.negative_pooled_prompt_embeds,
                      comfy_conditioning[f"{name}.negative_pooled"]) <= CONDITIONING_RTOL
+
+
+# ---- LyCORIS weight patches ----------------------------------------------------------------------------------------
+
+def test_lycoris_patches_equal_comfyuis(tmp_path, adapter_models):
+    """A set of two LyCORIS files of every type we apply (LoCon with a mid weight, LoHa plain and Tucker, LoKr, full
+    and norm differences, DoRA on both axes), on the UNet and both text encoders, against comfy.lora's patching.
+    LoKr in Tucker form is left out: ComfyUI 0.3.64's torch.kron fails on it (see the README)."""
+    from safetensors.torch import load_file, save_file
+    from test_lycoris import CONV, CROSS, LINEAR, NORM, TE1, TE2, kohya_name, layer_of, random_tensors, write_layers
+
+    from sdxlkit.loading.loader import ModelSpec, load_sdxl
+    from sdxlkit.lora import LoraFileCache, apply_loras
+
+    model = load_sdxl(ModelSpec(adapter_models.checkpoint))
+    conv2 = ("unet", "down_blocks.1.resnets.1.conv2")
+    r = random_tensors(9)
+    first = write_layers(tmp_path, model, "every_type", {
+        CONV: {"lora_down.weight": r(4, 64, 1, 1), "lora_mid.weight": r(4, 4, 3, 3), "lora_up.weight": r(64, 4, 1, 1),
+               "alpha": torch.tensor(8.0)},
+        CROSS: {"hada_w1_a": r(64, 4), "hada_w1_b": r(4, 96), "hada_w2_a": r(64, 4), "hada_w2_b": r(4, 96),
+                "alpha": torch.tensor(2.0), "dora_scale": 1 + r(1, 96)},
+        LINEAR: {"lokr_w1": r(8, 8), "lokr_w2_a": r(8, 2), "lokr_w2_b": r(2, 8), "alpha": torch.tensor(4.0),
+                 "dora_scale": 1 + r(64, 1)},
+        NORM: {"w_norm": r(64), "b_norm": r(64)},
+        TE1: {"lokr_w1_a": r(4, 2), "lokr_w1_b": r(2, 4), "lokr_w2": r(8, 8), "alpha": torch.tensor(1.0)},
+        TE2: {"diff": r(256, 64), "diff_b": r(256)}})
+    second = write_layers(tmp_path, model, "second", {
+        LINEAR: {"lora_down.weight": r(2, 64), "lora_up.weight": r(64, 2), "dora_scale": 1 + r(1, 64)},
+        CONV: {"hada_t1": r(4, 4, 3, 3), "hada_w1_a": r(4, 64), "hada_w1_b": r(4, 64), "hada_t2": r(4, 4, 3, 3),
+               "hada_w2_a": r(4, 64), "hada_w2_b": r(4, 64), "alpha": torch.tensor(1.0)},
+        conv2: {"diff": r(64, 64, 3, 3), "diff_b": r(64)},
+        TE1: {"lora_down.weight": r(2, 32), "lora_up.weight": r(32, 2), "alpha": torch.tensor(1.0)}})
+    targets = [CONV, CROSS, LINEAR, NORM, TE1, TE2, conv2]
+    base = {f"{kohya_name(model, *t)}.{param}": getattr(layer_of(model, *t), param).detach().clone().contiguous()
+            for t in targets for param in ("weight", "bias") if getattr(layer_of(model, *t), param) is not None}
+    save_file(base, str(tmp_path / "base.safetensors"))
+    loras = [(first, 0.7), (second, -1.2)]
+    request = {"lora": {"base": str(tmp_path / "base.safetensors"), "set": [[str(p), w] for p, w in loras]}}
+    comfy = load_file(str(run_comfy(request, tmp_path / "comfy") / "lora.safetensors"))
+
+    apply_loras(model, loras, files=LoraFileCache())
+    ours = {f"{kohya_name(model, *t)}.{param}": getattr(layer_of(model, *t), param)
+            for t in targets for param in ("weight", "bias") if getattr(layer_of(model, *t), param) is not None}
+    changed = {key for key in ours if not torch.equal(ours[key], base[key])}
+    assert changed == set(comfy)  # the same parameters change (the biases without a bias patch do not)
+    for key, expected in comfy.items():
+        assert torch.allclose(ours[key], expected, rtol=1e-5, atol=1e-6), key

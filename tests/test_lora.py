@@ -97,14 +97,6 @@ def test_switching_sets_reads_no_file_twice_and_never_drifts(adapter_models, mon
     assert all(torch.equal(v, restored[k]) for k, v in fresh_weights.items())
 
 
-def test_lycoris_files_are_refused_by_name(tmp_path, model):
-    for kind, keys in (("LoHa", ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b")), ("LoKr", ("lokr_w1", "lokr_w2"))):
-        path = write_lora({f"lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.{k}": torch.ones(4, 4) for k in keys},
-                          tmp_path / f"{kind}.safetensors")
-        with pytest.raises(ModelLoadError, match=rf"{kind}\.safetensors: LyCORIS {kind}"):
-            apply_loras(model, [(path, 1.0)], files=LoraFileCache())
-
-
 def test_bad_lora_files_name_the_file(tmp_path, model, adapter_models, tiny_components):
     from sdxlkit.tiny import build_tiny_components
 
@@ -113,12 +105,9 @@ def test_bad_lora_files_name_the_file(tmp_path, model, adapter_models, tiny_comp
     sd15 = write_lora({"lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": torch.ones(4, 32)},
                       tmp_path / "sd15.safetensors")
     foreign = write_lora({"model.layers.0.weight": torch.ones(2, 2)}, tmp_path / "foreign.safetensors")
-    dora = write_lora(kohya_state_dict(adapter_models.layers["style"], tiny_components)
-                      | {"lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.dora_scale": torch.ones(1, 64)},
-                      tmp_path / "dora.safetensors")
     mid = build_tiny_components("mid")
     wrong_size = write_lora(kohya_state_dict(random_lora(mid, 1), mid), tmp_path / "for_another_model.safetensors")
-    cases = [(truncated, "truncated or corrupt"), (sd15, "SD 1.x/2.x"), (foreign, "no SDXL LoRA keys"), (dora, "DoRA"),
+    cases = [(truncated, "truncated or corrupt"), (sd15, "SD 1.x/2.x"), (foreign, "no SDXL LoRA keys"),
              (wrong_size, "does not fit this SDXL model")]
     for path, reason in cases:
         with pytest.raises(ModelLoadError, match=rf"^{path.name}: .*{reason}"):

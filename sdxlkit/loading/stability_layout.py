@@ -28,28 +28,29 @@ def _has(sd: dict, prefix: str) -> bool:
     return any(k.startswith(prefix) for k in sd)
 
 
+def stability_key(key: str, modules: list[tuple[str, str, dict]]) -> str | None:
+    """The key's name in Stability's layout, or None when no module of the list holds it."""
+    for old, new, inner in modules:
+        if key.startswith(old):
+            rest = key[len(old):]
+            for a, b in inner.items():
+                if rest.startswith(a):
+                    rest = b + rest[len(a):]
+                    break
+            return new + rest
+    return None
+
+
 def _rename(sd: dict, modules: list[tuple[str, str, dict]], out_prefix: str, what: str) -> dict[str, torch.Tensor]:
-    out = {}
-    unmapped = []
-    for key, value in sd.items():
-        for old, new, inner in modules:
-            if key.startswith(old):
-                rest = key[len(old):]
-                for a, b in inner.items():
-                    if rest.startswith(a):
-                        rest = b + rest[len(a):]
-                        break
-                out[out_prefix + new + rest] = value
-                break
-        else:
-            unmapped.append(key)
+    renamed = {key: stability_key(key, modules) for key in sd}
+    unmapped = [key for key, new in renamed.items() if new is None]
     if unmapped:
         raise SdxlKitError(f"cannot write the {what} in Stability's layout: {len(unmapped)} keys have no SDXL "
                            f"counterpart ({', '.join(unmapped[:3])}). Is it an SDXL base {what}?")
-    return out
+    return {out_prefix + new: sd[key] for key, new in renamed.items()}
 
 
-def _unet_modules(sd: dict) -> list[tuple[str, str, dict]]:
+def unet_modules(sd: dict) -> list[tuple[str, str, dict]]:
     modules = [("time_embedding.linear_1.", "time_embed.0.", {}), ("time_embedding.linear_2.", "time_embed.2.", {}),
                ("add_embedding.linear_1.", "label_emb.0.0.", {}), ("add_embedding.linear_2.", "label_emb.0.2.", {}),
                ("conv_in.", "input_blocks.0.0.", {}), ("conv_norm_out.", "out.0.", {}), ("conv_out.", "out.2.", {})]
@@ -126,7 +127,7 @@ def _unet_and_vae(unet_sd: dict, vae_sd: dict) -> dict[str, torch.Tensor]:
     for key, value in vae.items():
         if ".mid.attn_1." in key and value.ndim == 2:  # LDM's VAE attention uses 1x1 convolutions
             vae[key] = value[:, :, None, None]
-    return {**_rename(unet_sd, _unet_modules(unet_sd), UNET_PREFIX, "UNet"), **vae}
+    return {**_rename(unet_sd, unet_modules(unet_sd), UNET_PREFIX, "UNet"), **vae}
 
 
 def diffusers_to_stability(unet_sd: dict, vae_sd: dict, text_encoder_sd: dict,

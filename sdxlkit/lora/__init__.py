@@ -1,4 +1,4 @@
-"""LoRA stacks on SDXL: kohya/A1111 and diffusers files, resident adapters switched by weight."""
+"""LoRA stacks on SDXL: kohya/A1111, diffusers and LyCORIS files, resident adapters switched by weight."""
 
 from .adapters import apply_loras
 from .files import LORA_FILES, EmbeddedLora, LoraFileCache

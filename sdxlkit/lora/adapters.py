@@ -12,29 +12,45 @@ the base model.
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..errors import ModelLoadError
 from . import files as lora_files
 from .files import EmbeddedLora, LoraFile, LoraFileCache
+from .kohya_names import kohya_layers
+from .patch_files import PatchFile
 
 LoraSource = Path | EmbeddedLora  # a LoRA file, or a LoRA inside another model file
 
 RESIDENT_ADAPTERS = 8  # adapters kept in the model between runs; the least recently used beyond this are deleted
 
 
+@dataclass(frozen=True)
+class LayerChange:
+    """One adapter's change to one parameter ("weight" or "bias") of one layer: `add(merged, weight)` applies it,
+    at that LoRA weight, to the float32 parameter being merged, in place."""
+
+    layer: object
+    param: str
+    add: Callable
+
+
 class ResidentLoras:
     """The adapters loaded into one model (file key -> adapter name, least recently used first), the set merged
-    into its weights now, the layers it changed, and the original weight of every layer any set ever changed."""
+    into its parameters now, the parameters it changed, and the original of every parameter any set ever changed."""
 
     def __init__(self):
         self.names: OrderedDict[tuple, str] = OrderedDict()
         self.merged: tuple = ()
-        self.changed: list = []  # base layers holding merged weights now
-        self.originals: dict[int, object] = {}  # id(base layer) -> its original weight, beside it on its device
-        self.layers: dict[str, list] = {}  # adapter name -> the LoRA layers (PEFT modules) holding it
+        self.changed: list[tuple] = []  # (layer, parameter name) holding merged values now
+        self.originals: dict[tuple, object] = {}  # (id(layer), parameter name) -> original, beside it on its device
+        self.layers: dict[str, list[LayerChange]] = {}  # adapter name -> its changes
+        self.peft: set[str] = set()  # adapters loaded into the model by PEFT (the others are weight patches)
         self._counter = 0
 
     def new_name(self) -> str:
@@ -74,8 +90,8 @@ def _quiet_loading():
             transformers_logging.enable_progress_bar()
 
 
-def _load(pipe, components, lora: LoraFile, adapter: str) -> list:
-    """Load the file as adapter `adapter`; returns the layers that hold it."""
+def _load(pipe, components, lora: LoraFile, adapter: str) -> list[LayerChange]:
+    """Load the file into PEFT as adapter `adapter`; returns its changes (the layers that hold it)."""
     common = dict(network_alphas=lora.network_alphas, adapter_name=adapter, metadata=lora.metadata,
                   low_cpu_mem_usage=True)
     try:
@@ -91,7 +107,31 @@ def _load(pipe, components, lora: LoraFile, adapter: str) -> list:
         raise ModelLoadError(f"{lora.name}: {expected - len(layers)} of its {expected} layers have no counterpart in "
                              "this SDXL model; is it a LoRA for another architecture?")
     pipe.disable_lora()  # a loaded adapter is active; adapters only hold weights, the merged base layers do the work
-    return layers
+    return [LayerChange(module.base_layer, "weight", functools.partial(_add_product, module, adapter))
+            for module in layers]
+
+
+def _bind(components, lora: PatchFile) -> list[LayerChange]:
+    """The file's weight patches on the layers they name; refused whole when a layer is missing or a shape differs."""
+    table = kohya_layers(components)
+    missing = [layer for layer in lora.patches if layer not in table]
+    if missing:
+        raise ModelLoadError(f"{lora.name}: {len(missing)} of its {len(lora.patches)} layers have no counterpart in "
+                             f"this SDXL model (e.g. {missing[0]}); is it a LyCORIS file for another architecture?")
+    changes = []
+    for layer, patches in lora.patches.items():
+        module = table[layer][1]
+        if hasattr(module, "get_base_layer"):  # a layer PEFT wrapped for a LoRA: patch the layer itself
+            module = module.get_base_layer()
+        for param, patch in patches.items():
+            target = getattr(module, param, None)
+            size = patch.shape_numel()
+            if target is None or target.numel() != size:
+                have = "none" if target is None else f"{tuple(target.shape)}"
+                raise ModelLoadError(f"{lora.name}: layer {layer} changes a {param} of {size} values; the model's "
+                                     f"is {have}. Is it a LyCORIS file for SDXL?")
+            changes.append(LayerChange(module, param, patch.apply))
+    return changes
 
 
 def _load_into_models(pipe, components, lora: LoraFile, common: dict) -> None:
@@ -127,13 +167,13 @@ def apply_loras(components, loras: list[tuple[LoraSource, float]], files: LoraFi
         _apply(components, loras, files or lora_files.LORA_FILES)
 
 
-def _original(resident: ResidentLoras, layer):
-    if id(layer) not in resident.originals:
-        resident.originals[id(layer)] = layer.weight.detach().clone()
-    return resident.originals[id(layer)]
+def _original(resident: ResidentLoras, layer, param: str):
+    if (id(layer), param) not in resident.originals:
+        resident.originals[id(layer), param] = getattr(layer, param).detach().clone()
+    return resident.originals[id(layer), param]
 
 
-def _add_product(merged, module, name: str, weight: float) -> None:
+def _add_product(module, name: str, merged, weight: float) -> None:
     """merged += weight x scaling x (B @ A), in place; one fused matmul for linear layers."""
     import torch
 
@@ -145,39 +185,41 @@ def _add_product(merged, module, name: str, weight: float) -> None:
 
 
 def _merge(resident: ResidentLoras, adapters: list[tuple[str, float]]) -> None:
-    """Every layer an adapter of the set touches gets original + sum of weight x scaling x (B @ A), computed in
-    float32 and cast once, as ComfyUI does; every layer the previous set changed and this one does not gets its
-    original back. Only copies of originals are written: nothing is ever subtracted."""
+    """Every parameter an adapter of the set touches gets its original with each adapter's change applied in order
+    (a LoRA adds weight x scaling x (B @ A)), computed in float32 and cast once, as ComfyUI does; every parameter the
+    previous set changed and this one does not gets its original back. Only copies of originals are written:
+    nothing is ever subtracted."""
     import torch
 
-    touched: dict[int, tuple] = {}
+    touched: dict[tuple, tuple] = {}
     for name, weight in adapters:
-        for module in resident.layers[name]:
-            touched.setdefault(id(module), (module, []))[1].append((name, weight))
+        for change in resident.layers[name]:
+            entry = touched.setdefault((id(change.layer), change.param), (change.layer, change.param, []))
+            entry[2].append((change, weight))
     changed = []
-    for module, present in touched.values():
-        layer = module.base_layer
-        merged = _original(resident, layer).to(torch.float32, copy=True)
-        for name, weight in present:
-            _add_product(merged, module, name, weight)
-        layer.weight.copy_(merged)
-        changed.append(layer)
-    kept = {id(layer) for layer in changed}
-    for layer in resident.changed:
-        if id(layer) not in kept:
-            layer.weight.copy_(resident.originals[id(layer)])
+    for layer, param, present in touched.values():
+        merged = _original(resident, layer, param).to(torch.float32, copy=True)
+        for change, weight in present:
+            change.add(merged, weight)
+        getattr(layer, param).copy_(merged)
+        changed.append((layer, param))
+    kept = {(id(layer), param) for layer, param in changed}
+    for layer, param in resident.changed:
+        if (id(layer), param) not in kept:
+            getattr(layer, param).copy_(resident.originals[id(layer), param])
     resident.changed = changed
 
 
 def _evict(components, resident: ResidentLoras, wanted, pipe) -> None:
-    """Delete the least recently used adapters outside `wanted` beyond RESIDENT_ADAPTERS."""
+    """Drop the least recently used adapters outside `wanted` beyond RESIDENT_ADAPTERS."""
     stale = [k for k in resident.names if k not in wanted][:max(0, len(resident.names) - RESIDENT_ADAPTERS)]
-    if stale:
-        pipe = pipe or _pipeline(components)
     for key in stale:
         adapter = resident.names.pop(key)
         resident.layers.pop(adapter)
-        _delete(pipe, adapter)
+        if adapter in resident.peft:
+            resident.peft.discard(adapter)
+            pipe = pipe or _pipeline(components)
+            _delete(pipe, adapter)
 
 
 def _apply(components, loras: list[tuple[LoraSource, float]], files: LoraFileCache) -> None:
@@ -187,11 +229,16 @@ def _apply(components, loras: list[tuple[LoraSource, float]], files: LoraFileCac
     wanted = _wanted(loras, files)
     if tuple(wanted.items()) == resident.merged:
         return
-    pipe = _pipeline(components) if any(key not in resident.names for key in wanted) else None
+    pipe = None
     for key, (path, _) in wanted.items():
         if key not in resident.names:
-            adapter = resident.new_name()
-            resident.layers[adapter] = _load(pipe, components, files.get(path, components.unet.config), adapter)
+            adapter, lora = resident.new_name(), files.get(path, components.unet.config)
+            if isinstance(lora, PatchFile):
+                resident.layers[adapter] = _bind(components, lora)
+            else:
+                pipe = pipe or _pipeline(components)
+                resident.layers[adapter] = _load(pipe, components, lora, adapter)
+                resident.peft.add(adapter)
             resident.names[key] = adapter
         resident.names.move_to_end(key)
     _evict(components, resident, wanted, pipe)

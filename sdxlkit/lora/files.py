@@ -1,4 +1,6 @@
-"""LoRA files read once and kept parsed: kohya/A1111 and diffusers/PEFT formats, checked before they touch a model."""
+"""LoRA files read once and kept parsed, checked before they touch a model: kohya/A1111 and diffusers/PEFT LoRAs
+(converted by diffusers for PEFT), and kohya-named LyCORIS files (LoHa, LoKr, LoCon with a Tucker mid weight, full
+and norm differences, DoRA), kept as per-layer weight patches."""
 
 from __future__ import annotations
 
@@ -9,10 +11,13 @@ from typing import Callable
 from ..errors import ModelLoadError
 from ..loading.lru import LruCache, file_key
 from ..loading.state_dicts import read_state_dict
+from .patch_files import PatchFile, layer_patches
 
-# Key fragments of LyCORIS adapter types that are not plain low-rank pairs (diffusers/PEFT cannot apply them).
-_LYCORIS_MARKERS = {"hada_w1": "LoHa", "lokr_w1": "LoKr", "oft_blocks": "OFT", "oft_diag": "OFT", ".b_norm": "BOFT",
-                    "a1.weight": "GLoRA"}
+# Key fragments of the LyCORIS types no SDXL host merges the same way; they are refused by name.
+_REFUSED_MARKERS = {"oft_blocks": "OFT/BOFT", "oft_diag": "OFT", "a1.weight": "GLoRA"}
+# Suffixes only weight patches apply (diffusers/PEFT cannot): a kohya-named file with one of them is patched directly.
+_PATCH_ONLY = ("hada_", "lokr_", "lora_mid.weight", "dora_scale", ".diff", ".w_norm", ".b_norm")
+_KOHYA_PREFIXES = ("lora_unet_", "lora_te1_", "lora_te2_")
 _SDXL_PREFIXES = ("lora_unet_", "lora_te1_", "lora_te2_", "unet.", "text_encoder.", "text_encoder_2.")
 _SD1_TEXT_PREFIX = "lora_te_"
 
@@ -49,13 +54,14 @@ class EmbeddedLora:
 
 
 def _refuse_foreign_formats(path: Path, keys: list[str]) -> None:
-    for marker, kind in _LYCORIS_MARKERS.items():
+    for marker, kind in _REFUSED_MARKERS.items():
         if any(marker in k for k in keys):
             raise ModelLoadError(
-                f"{path.name}: LyCORIS {kind} file; only LoRA/LoCon (low-rank up/down pairs) files can be applied. "
+                f"{path.name}: LyCORIS {kind} file; LoRA, LoCon, LoHa, LoKr, full/norm and DoRA files can be applied. "
                 f"Use a LoRA version of it, or extract one with LyCORIS' tools.")
-    if any("dora_scale" in k or "lora_magnitude_vector" in k for k in keys):
-        raise ModelLoadError(f"{path.name}: a DoRA file (weight-decomposed LoRA); only plain LoRA/LoCon files can be applied")
+    if any("lora_magnitude_vector" in k for k in keys):
+        raise ModelLoadError(f"{path.name}: a DoRA file in PEFT's layout (lora_magnitude_vector); DoRA files in "
+                             "kohya/LyCORIS layout (dora_scale) can be applied")
     if any(k.startswith(_SD1_TEXT_PREFIX) for k in keys):
         raise ModelLoadError(f"{path.name}: a LoRA for SD 1.x/2.x (one text encoder, 'lora_te_' keys), not for SDXL")
     if not any(k.startswith(_SDXL_PREFIXES) for k in keys):
@@ -64,7 +70,7 @@ def _refuse_foreign_formats(path: Path, keys: list[str]) -> None:
             f"writes them, or unet./text_encoder./text_encoder_2. as diffusers does); found e.g. {', '.join(keys[:3])}")
 
 
-def parse_lora(source: Path | EmbeddedLora, unet_config) -> LoraFile:
+def parse_lora(source: Path | EmbeddedLora, unet_config) -> LoraFile | PatchFile:
     """Read and convert one file; every failure is a ModelLoadError that names the file."""
     from diffusers import StableDiffusionXLPipeline
 
@@ -74,6 +80,8 @@ def parse_lora(source: Path | EmbeddedLora, unet_config) -> LoraFile:
         path, tensors = Path(source), read_state_dict(source)[0]
     keys = sorted(tensors)
     _refuse_foreign_formats(path, keys)
+    if any(k.startswith(_KOHYA_PREFIXES) for k in keys) and any(marker in k for k in keys for marker in _PATCH_ONLY):
+        return PatchFile(Path(path), layer_patches(path.name, tensors))
     try:
         state_dict, alphas, metadata = StableDiffusionXLPipeline.lora_state_dict(
             tensors, unet_config=unet_config, return_lora_metadata=True)
@@ -101,7 +109,7 @@ class LoraFileCache(LruCache):
             return (*file_key(source.path, "model file"), "embedded LoRA")
         return file_key(source, "LoRA file")
 
-    def get(self, source: Path | EmbeddedLora, unet_config) -> LoraFile:
+    def get(self, source: Path | EmbeddedLora, unet_config) -> LoraFile | PatchFile:
         source = source if isinstance(source, EmbeddedLora) else Path(source)
         return self.get_or_make(self.key(source), lambda: parse_lora(source, unet_config))
 
