@@ -1,4 +1,4 @@
-"""The 75 scheduler names of the imageInference format, each mapped to one diffusers scheduler or refused.
+"""The 75 scheduler names of the imageInference format, each mapped to one scheduler class or refused.
 
 ``SCHEDULERS`` is the single source of truth: ``make_scheduler`` builds from it, ``check_scheduler`` validates with
 it, and the README's table is generated from it (``scheduler_table_markdown``). A name whose meaning cannot be
@@ -29,10 +29,12 @@ How the names read:
   "UniPC Uniform ..." next to "DPM++" / "DPM++ 2M" / "DPM++ 3M" / "DPM++ Karras" / "DPM++ Uniform ..."), where the
   bare name is the multistep class with its default order. Single-step DPM-Solver++ stays available under its
   class name "DPMSolverSinglestepScheduler".
+* "IPNDM Uniform ..." is ComfyUI's "ipndm" sampler (A1111 has none), run by sdxlkit's own class
+  (:mod:`sdxlkit.ipndm_scheduler`); the class name "IPNDMScheduler" means diffusers' class, which cannot sample SDXL.
 
 Timestep given to the UNet for a pinned sigma: diffusers' rule per class, kept: Euler, Euler a, Heun, LMS and
-DPM++ SDE pass the fractional timestep (log-sigma interpolation, as k-diffusion / A1111); DPM++ multistep and UniPC
-round it to the nearest training timestep (as ComfyUI does for every sampler).
+DPM++ SDE pass the fractional timestep (log-sigma interpolation, as k-diffusion / A1111); DPM++ multistep, UniPC
+and IPNDM round it to the nearest training timestep (as ComfyUI does for every sampler).
 
 Initial noise (txt2img): ``noise * sqrt(1 + sigma_0²)``, ComfyUI's rule at full denoise (SDXL's "SGM noise
 multiplier"; A1111 by default multiplies by ``sigma_0``, 0.23 % less at SDXL's sigma_max 14.61). The multistep
@@ -99,7 +101,9 @@ EULER = "EulerDiscreteScheduler"
 EULER_A = "EulerAncestralDiscreteScheduler"
 HEUN = "HeunDiscreteScheduler"
 LMS = "LMSDiscreteScheduler"
-K_SPACE_CLASSES = (EULER, EULER_A, HEUN, LMS, SDE)
+IPNDM = "IPNDMSigmaScheduler"  # sdxlkit's own (ipndm_scheduler.py): diffusers' IPNDMScheduler cannot take SDXL's sigmas
+OWN_CLASSES = {IPNDM: "sdxlkit.ipndm_scheduler"}  # class name -> module, for the classes diffusers lacks
+K_SPACE_CLASSES = (EULER, EULER_A, HEUN, LMS, SDE, IPNDM)
 
 _AS_IS = "the class on the checkpoint's scheduler config, unchanged"
 _DPMPP_NOTE = "DPM-Solver++ multistep, diffusers' default form (same sampler as DPM++ 2M); see module docstring"
@@ -109,8 +113,10 @@ _TCD_NOTE = "needs a TCD-distilled model or TCD-LoRA; a plain SDXL checkpoint gi
 
 _IPNDM = ("diffusers' IPNDMScheduler ignores the checkpoint's noise schedule: it accepts only num_train_timesteps and "
           "trained_betas, builds its own sin^2 (v-diffusion) schedule and passes fractional timesteps in [0, 1) to the "
-          "model, while SDXL's epsilon-prediction UNet expects timesteps 0-999 on its scaled-linear beta schedule")
-_IPNDM_SCHEDULE = "; it takes no sigma schedule either, so the {} schedule cannot be applied"
+          "model, while SDXL's epsilon-prediction UNet expects timesteps 0-999 on its scaled-linear beta schedule; "
+          "the \"IPNDM Uniform ...\" names run ComfyUI's ipndm instead")
+_IPNDM_NOTE = ("ComfyUI's ipndm (k-diffusion sample_ipndm: Adams-Bashforth up to order 4 on Euler's derivative; "
+               "nearest training timestep)")
 _EDM = ("{cls} implements the EDM parameterisation (continuous Karras sigmas 0.002-80, c_noise = ln(sigma)/4 passed as "
         "the timestep) for EDM-trained models such as Playground v2.5; SDXL's epsilon-prediction UNet expects discrete "
         "timesteps 0-999 on its scaled-linear beta schedule")
@@ -167,6 +173,10 @@ _FRIENDLY = {
     "Euler Karras": (EULER, {}, "A1111's Euler Karras"),
     "Heun": (HEUN, {}, "A1111's Heun (two model evaluations per step)"),
     "Heun Karras": (HEUN, {}),
+    "IPNDM Uniform": (IPNDM, {}, _IPNDM_NOTE),
+    "IPNDM Uniform Beta": (IPNDM, {}, _IPNDM_NOTE),
+    "IPNDM Uniform Exponential": (IPNDM, {}, _IPNDM_NOTE),
+    "IPNDM Uniform Karras": (IPNDM, {}, _IPNDM_NOTE),
     "LMS": (LMS, {}, "A1111's LMS"),
     "LMS Karras": (LMS, {}, "A1111's LMS Karras"),
     "UniPC": (UNIPC, {"solver_order": 2}, "UniPC with diffusers' default order 2 (bh2)"),
@@ -204,10 +214,6 @@ SCHEDULERS: dict[str, Mapped | Refused] = _friendly(_FRIENDLY) | {
         "sigmas in [0, 1] (SD3, FLUX); SDXL is a diffusion model with epsilon prediction and a scaled-linear beta "
         "schedule"),
     "HeunDiscreteScheduler": Mapped(HEUN, {}, _AS_IS),
-    "IPNDM Uniform": Refused(_IPNDM + _IPNDM_SCHEDULE.format("uniform")),
-    "IPNDM Uniform Beta": Refused(_IPNDM + _IPNDM_SCHEDULE.format("beta")),
-    "IPNDM Uniform Exponential": Refused(_IPNDM + _IPNDM_SCHEDULE.format("exponential")),
-    "IPNDM Uniform Karras": Refused(_IPNDM + _IPNDM_SCHEDULE.format("Karras")),
     "IPNDMScheduler": Refused(_IPNDM),
     "KDPM2AncestralDiscreteScheduler": Mapped("KDPM2AncestralDiscreteScheduler", {}, _AS_IS + " (A1111's DPM2 a)"),
     "KDPM2DiscreteScheduler": Mapped("KDPM2DiscreteScheduler", {}, _AS_IS + " (A1111's DPM2)"),
@@ -291,6 +297,15 @@ def batchable(name: str) -> bool:
     return check_scheduler(name).cls != SDE
 
 
+def scheduler_class(cls_name: str):
+    """The scheduler class of that name: sdxlkit's own, else diffusers' (None when neither has it)."""
+    if cls_name in OWN_CLASSES:
+        return getattr(importlib.import_module(OWN_CLASSES[cls_name]), cls_name)
+    import diffusers
+
+    return getattr(diffusers, cls_name, None)
+
+
 def make_scheduler(name: str, base_config: dict, *, seed: int | None = None):
     """A fresh diffusers scheduler for ``name``: ``Class.from_config(base_config, **overrides)``, with the name's
     sigma schedule pinned (:func:`pin_sigma_schedule`).
@@ -306,10 +321,10 @@ def make_scheduler(name: str, base_config: dict, *, seed: int | None = None):
     overrides = dict(entry.overrides)
     if seed is not None and cls_name == SDE:
         overrides["noise_sampler_seed"] = int(seed)
-    import diffusers
-
-    cls = getattr(diffusers, cls_name, None)
+    cls = scheduler_class(cls_name)
     if cls is None:
+        import diffusers
+
         raise UnsupportedScheduler(name, f"diffusers {diffusers.__version__} has no scheduler class {cls_name!r}")
     if entry.sigmas is not None and hasattr(cls, "_convert_to_karras"):
         overrides |= _PINNED
@@ -349,7 +364,7 @@ def _format_sigmas(entry: Mapped) -> str:
 
 
 def scheduler_table_markdown() -> str:
-    """The README table (name | diffusers class | sigmas | settings | notes), generated from ``SCHEDULERS``."""
+    """The README table (name | scheduler class | sigmas | settings | notes), generated from ``SCHEDULERS``."""
     accepted = sum(isinstance(SCHEDULERS[n], Mapped) for n in SCHEDULER_NAMES)
     rows = [
         f"{accepted} of the format's {len(SCHEDULER_NAMES)} scheduler names run; the others are refused with the "
@@ -357,7 +372,7 @@ def scheduler_table_markdown() -> str:
         "schedule: a friendly name pins it over the model's full sigma range whatever the checkpoint's config says "
         "(\"the config's\": the class's own, from the config's `timestep_spacing` and sigma flags).",
         "",
-        "| name | diffusers class | sigmas | settings | notes |",
+        "| name | scheduler class | sigmas | settings | notes |",
         "|---|---|---|---|---|",
     ]
     for name in SCHEDULER_NAMES:

@@ -3,8 +3,9 @@ LoRA-patched weights with ComfyUI's functions for tests/test_comfy_reference.py.
 
 Usage: python comfy_reference_worker.py COMFYUI_PATH REQUEST.json OUT_DIR. The request holds "sigmas" (scheduler
 names and step counts), "conditioning" (HF-format state dicts of the two text encoders and the cases to encode)
-and/or "lora" (base parameters by kohya layer name, and a set of (file, strength)). Writes OUT_DIR/sigmas.json,
-OUT_DIR/conditioning.safetensors and OUT_DIR/lora.safetensors.
+"lora" (base parameters by kohya layer name, and a set of (file, strength)) and/or "ipndm" (sigmas and a start
+latent, sampled over a fixed stand-in denoiser). Writes OUT_DIR/sigmas.json, OUT_DIR/conditioning.safetensors,
+OUT_DIR/lora.safetensors and OUT_DIR/ipndm.safetensors.
 """
 
 import json
@@ -19,6 +20,7 @@ def comfy_imports(comfy_path: str):
 
     comfy.options.enable_args_parsing()
     import comfy.conds
+    import comfy.k_diffusion.sampling
     import comfy.lora
     import comfy.model_sampling
     import comfy.samplers
@@ -83,6 +85,19 @@ def lora(comfy, request: dict) -> dict:
             for key, found in patches.items()}
 
 
+def ipndm(comfy, request: dict) -> dict:
+    """comfy's sample_ipndm over the denoiser tests/test_comfy_reference.py gives the engine's IPNDM."""
+    import torch
+    from safetensors.torch import load_file
+
+    def denoise(x, sigma):
+        return torch.tanh(x) * 0.8 / (1 + 0.05 * sigma.view(-1, 1, 1, 1))
+
+    x = load_file(request["start"])["x"]
+    sigmas = torch.tensor(request["sigmas"], dtype=torch.float32)
+    return {"x": comfy.k_diffusion.sampling.sample_ipndm(denoise, x, sigmas, disable=True).contiguous()}
+
+
 def main() -> None:
     comfy_path, request_path, out_dir = sys.argv[1:4]
     request = json.loads(Path(request_path).read_text())
@@ -98,6 +113,10 @@ def main() -> None:
         from safetensors.torch import save_file
 
         save_file(lora(comfy, request["lora"]), str(out / "lora.safetensors"))
+    if "ipndm" in request:
+        from safetensors.torch import save_file
+
+        save_file(ipndm(comfy, request["ipndm"]), str(out / "ipndm.safetensors"))
 
 
 if __name__ == "__main__":

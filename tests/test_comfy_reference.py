@@ -102,6 +102,21 @@ def test_beta_names_are_a1111s_not_comfyuis(base, comfy_sigmas):
     assert got[0] == pytest.approx(comfy[0], rel=1e-5) and not np.allclose(got, comfy, rtol=1e-2)
 
 
+@pytest.mark.parametrize("name", ["IPNDM Uniform", "IPNDM Uniform Karras"])
+def test_ipndm_equals_comfyuis_sampler(name, base, tmp_path):
+    """Our IPNDM over a stand-in denoiser against comfy.k_diffusion.sampling.sample_ipndm on the same sigmas."""
+    from safetensors.torch import load_file, save_file
+    from test_schedulers import _run_on_denoiser
+
+    scheduler = make_scheduler(name, base)
+    scheduler.set_timesteps(12)
+    x0 = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(5)) * scheduler.sigmas[0]
+    save_file({"x": x0.contiguous()}, str(tmp_path / "start.safetensors"))
+    request = {"ipndm": {"start": str(tmp_path / "start.safetensors"), "sigmas": scheduler.sigmas.tolist()}}
+    comfy = load_file(str(run_comfy(request, tmp_path / "comfy") / "ipndm.safetensors"))["x"]
+    assert torch.allclose(_run_on_denoiser(scheduler, x0), comfy, atol=1e-5)
+
+
 # ---- conditioning --------------------------------------------------------------------------------------------------
 
 WORDS = ["red", "green", "blue", "cat", "dog", "tree", "house", "sky", "car", "bird", "fish", "moon"]

@@ -26,6 +26,7 @@ from sdxlkit.schedulers import (
     Refused,
     check_scheduler,
     make_scheduler,
+    scheduler_class,
     scheduler_table_markdown,
 )
 
@@ -137,7 +138,7 @@ def test_every_setting_is_a_real_constructor_parameter():
         entry = SCHEDULERS[name]
         if entry.cls is None:
             continue
-        cls = getattr(diffusers, entry.cls)
+        cls = scheduler_class(entry.cls)
         params = inspect.signature(cls.__init__).parameters
         unknown = set(entry.overrides) - set(params)
         assert not unknown, f"{name}: {entry.cls} has no parameter(s) {sorted(unknown)}"
@@ -235,7 +236,7 @@ def test_friendly_sigmas_follow_the_reference_formula(name, steps, base, trainin
     if type(scheduler).__name__ in SECOND_ORDER:  # [t0, mid, t1, mid, t2, ...]
         first_order = np.concatenate([timesteps[:1], timesteps[2::2]])
     fractional = np.interp(np.log(expected[:-1]), training_log_sigmas, np.arange(len(training_log_sigmas)))
-    if type(scheduler).__name__ in ("DPMSolverMultistepScheduler", "UniPCMultistepScheduler"):
+    if type(scheduler).__name__ in ("DPMSolverMultistepScheduler", "UniPCMultistepScheduler", "IPNDMSigmaScheduler"):
         np.testing.assert_array_equal(first_order, np.round(fractional))  # nearest training timestep (ComfyUI)
     else:
         np.testing.assert_allclose(first_order, fractional, atol=2e-3)  # fractional (k-diffusion / A1111)
@@ -327,6 +328,63 @@ def test_each_call_returns_a_fresh_scheduler(base):
     assert second.num_inference_steps is None
 
 
+def reference_ipndm(denoise, x, sigmas, max_order=4):
+    """k-diffusion's sample_ipndm (ComfyUI's "ipndm" sampler), as written there."""
+    buffer_model = []
+    x_next = x
+    for i in range(len(sigmas) - 1):
+        t_cur, t_next = sigmas[i], sigmas[i + 1]
+        x_cur = x_next
+        denoised = denoise(x_cur, t_cur)
+        d_cur = (x_cur - denoised) / t_cur
+        order = min(max_order, i + 1)
+        if t_next == 0:
+            x_next = denoised
+        elif order == 1:
+            x_next = x_cur + (t_next - t_cur) * d_cur
+        elif order == 2:
+            x_next = x_cur + (t_next - t_cur) * (3 * d_cur - buffer_model[-1]) / 2
+        elif order == 3:
+            x_next = x_cur + (t_next - t_cur) * (23 * d_cur - 16 * buffer_model[-1] + 5 * buffer_model[-2]) / 12
+        elif order == 4:
+            x_next = x_cur + (t_next - t_cur) * (55 * d_cur - 59 * buffer_model[-1] + 37 * buffer_model[-2]
+                                                 - 9 * buffer_model[-3]) / 24
+        if len(buffer_model) == max_order - 1:
+            for k in range(max_order - 2):
+                buffer_model[k] = buffer_model[k + 1]
+            buffer_model[-1] = d_cur
+        else:
+            buffer_model.append(d_cur)
+    return x_next
+
+
+def _denoise(x, sigma):
+    """A smooth non-linear stand-in for a model's denoised prediction: multistep weights matter for it."""
+    return torch.tanh(x) * 0.8 / (1 + 0.05 * sigma)
+
+
+def _run_on_denoiser(scheduler, x):
+    for i, t in enumerate(scheduler.timesteps):
+        sigma = scheduler.sigmas[i]
+        x = scheduler.step((x - _denoise(x, sigma)) / sigma, t, x).prev_sample  # the epsilon of that prediction
+    return x
+
+
+@pytest.mark.parametrize("name", ["IPNDM Uniform", "IPNDM Uniform Karras"])
+def test_ipndm_is_k_diffusions_sample_ipndm(name, base, training_log_sigmas):
+    scheduler = built(name, base, 8)
+    x0 = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3)) * scheduler.sigmas[0]
+    expected = reference_ipndm(_denoise, x0, scheduler.sigmas)
+    assert torch.allclose(_run_on_denoiser(scheduler, x0), expected, atol=1e-5)
+    scheduler.set_timesteps(8)  # a new pass starts with an empty history
+    assert torch.allclose(_run_on_denoiser(scheduler, x0), expected, atol=1e-5)
+    euler = built(name.replace("IPNDM Uniform", "Euler"), base, 8)
+    assert (_run_on_denoiser(euler, x0) - expected).abs().max() > 1e-3  # the multistep update is not Euler's
+    fractional = np.interp(np.log(scheduler.sigmas[:-1].numpy().astype(np.float64)), training_log_sigmas,
+                           np.arange(len(training_log_sigmas)))
+    np.testing.assert_array_equal(scheduler.timesteps.numpy(), np.round(fractional))  # nearest training timestep
+
+
 def test_dpmpp_sde_noise_follows_the_seed(base, training_log_sigmas):
     assert make_scheduler("DPM++ SDE Karras", base, seed=7).config.noise_sampler_seed == 7
     assert make_scheduler("DPM++ 2M", base, seed=7).config.get("noise_sampler_seed") is None
@@ -347,8 +405,7 @@ def test_dpmpp_sde_noise_follows_the_seed(base, training_log_sigmas):
 
 def test_expected_refusals():
     assert set(REFUSED) == {"DPMSolverMultistepInverse", "EDMDPMSolverMultistepScheduler", "EDMEulerScheduler",
-                            "FlowMatchEulerDiscreteScheduler", "IPNDMScheduler", "IPNDM Uniform",
-                            "IPNDM Uniform Beta", "IPNDM Uniform Exponential", "IPNDM Uniform Karras"}
+                            "FlowMatchEulerDiscreteScheduler", "IPNDMScheduler"}
     # the premise of the IPNDM refusal: no beta schedule, spacing or sigma options to bind it to SDXL's schedule
     assert set(inspect.signature(diffusers.IPNDMScheduler.__init__).parameters) == {
         "self", "num_train_timesteps", "trained_betas"}
