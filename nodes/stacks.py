@@ -72,7 +72,7 @@ class SDXLKitControlNet(CheckedNode):
             inputs=[
                 io.Image.Input("image", tooltip="guide image; the first image of a batch is used"),
                 io.Combo.Input("control_net_name", options=host.file_list("controlnet"),
-                               tooltip="an SDXL ControlNet from models/controlnet (not Union, not Control-LoRA)"),
+                               tooltip="an SDXL ControlNet or Control-LoRA from models/controlnet (not Union)"),
                 float_widget("weight", "controlNet[].weight"),
                 io.Combo.Input("control_mode", options=list(CONTROL_MODES), default="balanced"),
                 io.Int.Input("start", default=0, min=0, max=99, tooltip="first step with control: a step or a percent"),

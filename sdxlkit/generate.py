@@ -142,8 +142,7 @@ def _controls(components: SDXLComponents, gen: Generation, box: tuple[int, int, 
     for request in gen.controls:
         if request.weight == 0:
             continue  # weight 0 is no control at all
-        model = CONTROLNETS.get(request.path, components.unet.config, components.dtype, components.device,
-                                streamed=components.residency.streams)
+        model = CONTROLNETS.get(request.path, components)
         image = _fit(request.image.convert("RGB"), size)
         if box is not None and box != (0, 0) + size:
             image = image.crop(box)

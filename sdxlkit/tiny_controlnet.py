@@ -1,6 +1,6 @@
 """Random-weight SDXL ControlNets for tests and benchmarks, built from a (tiny) UNet as diffusers' tests do and saved
-in the layouts found in models/controlnet: a diffusers folder, a single file with diffusers keys, and a single file in
-the original ldm layout (input_hint_block / zero_convs / middle_block_out)."""
+in the layouts found in models/controlnet: a diffusers folder, a single file with diffusers keys, a single file in
+the original ldm layout (input_hint_block / zero_convs / middle_block_out), and a Control-LoRA."""
 
 from __future__ import annotations
 
@@ -48,15 +48,37 @@ def ldm_state_dict(model) -> dict[str, torch.Tensor]:
     return {"control_model." + k: v for k, v in out.items()}
 
 
+_ENCODER = ("time_embed.", "label_emb.", "input_blocks.", "middle_block.")
+
+
+def control_lora_state_dict(model, rank: int = 4, seed: int = 0, scale: float = 0.05) -> dict[str, torch.Tensor]:
+    """A Control-LoRA laid out as Stability's: every linear and convolution weight of the encoder as a random
+    low-rank pair `<layer>.up` [out, rank(, 1, 1)] / `<layer>.down` [rank, in(, kh, kw)], everything else (hint block,
+    zero convolutions, norms, biases) in full, and the `lora_controlnet` marker."""
+    generator = torch.Generator().manual_seed(seed)
+    out = {"lora_controlnet": torch.tensor([])}
+    for key, value in ldm_state_dict(model).items():
+        key = key.removeprefix("control_model.")
+        if key.startswith(_ENCODER) and key.endswith(".weight") and value.dim() >= 2:
+            stem, trailing = key.removesuffix(".weight"), [1] * (value.dim() - 2)
+            out[stem + ".up"] = torch.randn([value.shape[0], rank, *trailing], generator=generator) * scale
+            out[stem + ".down"] = torch.randn([rank, *value.shape[1:]], generator=generator) * scale
+        else:
+            out[key] = value
+    return out
+
+
 def write_controlnet(model, path, layout: str = "file") -> Path:
-    """layout "file": one .safetensors with diffusers keys; "folder": save_pretrained; "ldm": original key names."""
+    """layout "file": one .safetensors with diffusers keys; "folder": save_pretrained; "ldm": original key names;
+    "control_lora": a Control-LoRA (random low-rank pairs, see control_lora_state_dict)."""
     from safetensors.torch import save_file
 
     path = Path(path)
     if layout == "folder":
         model.save_pretrained(str(path), safe_serialization=True)
         return path
-    state_dict = model.state_dict() if layout == "file" else ldm_state_dict(model)
+    state_dict = {"file": model.state_dict, "ldm": lambda: ldm_state_dict(model),
+                  "control_lora": lambda: control_lora_state_dict(model)}[layout]()
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state_dict.items()}, str(path))
     return path

@@ -14,6 +14,7 @@ from sdxlkit.controlnet.part import scaled_residuals
 from sdxlkit.errors import ModelLoadError
 from sdxlkit.generate import ControlRequest, Generation, generate
 from sdxlkit.loading.loader import ModelSpec, load_sdxl
+from sdxlkit.lora import apply_loras
 from sdxlkit.runner import RunOptions, prepare
 from sdxlkit.sampling import PassUNet
 from sdxlkit.task.model import parse_tasks
@@ -141,7 +142,7 @@ def test_weight_zero_is_exactly_the_base_output_and_modes_differ(model, adapter_
 def test_every_file_layout_loads_the_same_weights(adapter_models, model):
     expected = adapter_models.controlnet.state_dict()
     for layout, path in adapter_models.controlnets.items():
-        loaded = load_controlnet(path, model.unet.config, torch.float32, "cpu").state_dict()
+        loaded = load_controlnet(path, model.unet, torch.float32, "cpu").state_dict()
         assert loaded.keys() == expected.keys(), layout
         assert all(torch.equal(loaded[k], expected[k]) for k in expected), layout
 
@@ -165,7 +166,7 @@ def test_bad_controlnet_files_name_the_file(tmp_path, adapter_models, model):
              (a_lora, "not a ControlNet"), (other, "for another model")]
     for path, reason in cases:
         with pytest.raises(ModelLoadError, match=rf"^{path.name}: .*{reason}"):
-            ControlNetCache().get(path, model.unet.config, torch.float32, "cpu")
+            ControlNetCache().get(path, model)
 
 
 def test_task_controlnet_entries_become_requests_before_any_model_loads(adapter_models, tmp_path, guide):
@@ -179,3 +180,61 @@ def test_task_controlnet_entries_become_requests_before_any_model_loads(adapter_
     (request,) = prepared.generation.controls
     assert request.path == adapter_models.controlnets["file"] and request.weight == 0.5 and request.mode == "prompt"
     assert request.window == step_window(20, start_step=2, end_percent=80) and request.image.size == guide.size
+
+
+def _expected_control_lora(file: dict, unet) -> dict:
+    """ComfyUI's ControlLora: the UNet's weights under the ControlNet's (ldm) names, the file's .weight/.bias over
+    them, and weight + mm(up.flatten(1), down.flatten(1)).reshape(weight.shape) for each up/down pair."""
+    from sdxlkit.loading.stability_layout import _rename, unet_modules
+    from sdxlkit.lora import base_state_dict
+
+    sd = base_state_dict(unet)
+    expected = _rename(sd, unet_modules(sd), "", "UNet")
+    for key, value in file.items():
+        if key.endswith((".weight", ".bias")):
+            expected[key] = value
+        elif key.endswith(".down"):
+            stem = key.removesuffix(".down")
+            weight = expected[stem + ".weight"]
+            expected[stem + ".weight"] = weight + torch.mm(file[stem + ".up"].flatten(start_dim=1),
+                                                           value.flatten(start_dim=1)).reshape(weight.shape)
+    return expected
+
+
+def test_control_lora_is_the_unet_plus_the_files_differences(tmp_path, adapter_models):
+    from safetensors.torch import load_file
+
+    from sdxlkit.tiny_controlnet import ldm_state_dict
+
+    components = load_sdxl(ModelSpec(adapter_models.checkpoint))
+    path = write_controlnet(adapter_models.controlnet, tmp_path / "control-lora-canny-rank4.safetensors", "control_lora")
+    file = load_file(str(path))
+    cache = ControlNetCache()
+    loaded = ldm_state_dict(cache.get(path, components))
+    expected = _expected_control_lora(file, components.unet)
+    assert len(loaded) > 100
+    for key, value in loaded.items():
+        assert torch.allclose(value, expected[key.removeprefix("control_model.")], atol=1e-6), key
+
+    # made over the model as it is: a LoRA set changes the ControlNet, and going back finds the first one again
+    first = cache.get(path, components)
+    apply_loras(components, [(adapter_models.loras["style_kohya"], 1.0)])
+    with_lora = cache.get(path, components)
+    assert with_lora is not first and cache.made == 2
+    expected = _expected_control_lora(file, components.unet)
+    for key, value in ldm_state_dict(with_lora).items():
+        assert torch.allclose(value, expected[key.removeprefix("control_model.")], atol=1e-6), key
+    apply_loras(components, [])
+    assert cache.get(path, components) is first and cache.made == 2
+    # a full ControlNet does not depend on the LoRA set
+    full = cache.get(adapter_models.controlnets["file"], components)
+    apply_loras(components, [(adapter_models.loras["style_kohya"], 1.0)])
+    assert cache.get(adapter_models.controlnets["file"], components) is full
+
+
+def test_control_lora_guides_a_generation(tmp_path, adapter_models, model, guide):
+    path = write_controlnet(adapter_models.controlnet, tmp_path / "control-lora.safetensors", "control_lora")
+    base = generate(model, Generation(**GEN))[0][0]
+    request = ControlRequest(path=path, image=guide, weight=1.0, mode="balanced", window=step_window(4))
+    guided = generate(model, Generation(**GEN, controls=[request]))[0][0]
+    assert torch.isfinite(guided).all() and (guided - base).abs().max() > 1e-3

@@ -191,7 +191,7 @@ def test_a_streamed_unet_gives_the_same_images_with_every_part(tiny_checkpoint, 
     assert is_streamed(streamed.unet)  # loading LoRAs took the hooks off and put them back
     assert all(part.device is None for part in streamed.residency.parts.values())
     made = CONTROLNETS.made
-    used = CONTROLNETS.get(control.path, streamed.unet.config, streamed.dtype, "cpu", streamed=True)
+    used = CONTROLNETS.get(control.path, streamed)
     assert is_streamed(used) and CONTROLNETS.made == made  # the run made it so, not this line
 
 

@@ -1,6 +1,7 @@
-"""SDXL ControlNet models from models/controlnet: diffusers folders, single files with diffusers keys, and single files
-in the original (ldm, "control_model.*") layout. The architecture is read off the weights; what weights cannot tell
-(attention heads, time-embedding width) comes from the SDXL UNet the ControlNet must match."""
+"""SDXL ControlNet models from models/controlnet: diffusers folders, single files with diffusers keys, single files
+in the original (ldm, "control_model.*") layout, and Control-LoRAs (made over the UNet they run with). The
+architecture is read off the weights; what weights cannot tell (attention heads, time-embedding width) comes from the
+SDXL UNet the ControlNet must match."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from ..errors import ModelLoadError
 from ..loading.lru import LruCache, file_key
 from ..loading.state_dicts import read_state_dict
 from ..loading.streaming import stream_weights
+from .control_lora import MARKER as CONTROL_LORA_MARKER
+from .control_lora import control_lora_weights, is_control_lora
 
 _UNION_MARKERS = ("task_embedding", "control_type_proj", "control_add_embedding", "transformer_layes")
-_CONTROL_LORA_MARKER = "lora_controlnet"
 _LDM_MARKERS = ("input_hint_block.", "control_model.input_hint_block.")
 
 
@@ -25,8 +27,6 @@ def _refuse_unsupported(path: Path, keys: list[str]) -> None:
     if any(marker in k for k in keys for marker in _UNION_MARKERS):
         raise ModelLoadError(f"{path.name}: a ControlNet-Union (multi-type) model; these are not supported. "
                              "Use a single-type SDXL ControlNet (canny, depth, openpose, ...).")
-    if any(_CONTROL_LORA_MARKER in k for k in keys):
-        raise ModelLoadError(f"{path.name}: a Control-LoRA; only full SDXL ControlNet models are supported")
 
 
 def _from_ldm_layout(path: Path, sd: dict) -> dict:
@@ -81,7 +81,7 @@ def infer_config(sd: dict, unet_config) -> dict:
     return config
 
 
-def _read(path: Path) -> tuple[dict, dict | None]:
+def _read(path: Path, unet) -> tuple[dict, dict | None]:
     """(state dict with diffusers keys, config or None)."""
     if path.is_dir():
         weights = [path / n for n in ("diffusion_pytorch_model.safetensors", "model.safetensors") if (path / n).is_file()]
@@ -91,16 +91,21 @@ def _read(path: Path) -> tuple[dict, dict | None]:
         return sd, json.loads((path / "config.json").read_text(encoding="utf-8"))
     sd, _ = read_state_dict(path)
     _refuse_unsupported(path, sorted(sd))
+    if CONTROL_LORA_MARKER in sd:
+        if not is_control_lora(path):
+            raise ModelLoadError(f"{path.name}: a Control-LoRA outside a .safetensors file; convert it to one")
+        sd = control_lora_weights(path.name, sd, unet)
     if any(k.startswith(_LDM_MARKERS) for k in sd):
         sd = _from_ldm_layout(path, sd)
     return sd, None
 
 
-def load_controlnet(path: Path, unet_config, dtype, device):
+def load_controlnet(path: Path, unet, dtype, device):
+    """The ControlNet in `path` for `unet` (whose weights a Control-LoRA is made over)."""
     from diffusers import ControlNetModel
 
-    path = Path(path)
-    sd, config = _read(path)
+    path, unet_config = Path(path), unet.config
+    sd, config = _read(path, unet)
     _refuse_unsupported(path, sorted(sd))
     if "controlnet_cond_embedding.conv_in.weight" not in sd or "controlnet_mid_block.weight" not in sd:
         raise ModelLoadError(f"{path.name}: not a ControlNet (no controlnet_cond_embedding / controlnet_mid_block "
@@ -129,22 +134,28 @@ def load_controlnet(path: Path, unet_config, dtype, device):
 
 
 class ControlNetCache(LruCache):
-    """Loaded ControlNets by (file, dtype, device); the least recently used beyond `capacity` is dropped."""
+    """Loaded ControlNets by (file, dtype, device); the least recently used beyond `capacity` is dropped. A
+    Control-LoRA is also keyed by the model and LoRA set it was made over."""
 
     def __init__(self, capacity: int = 3):
         super().__init__(capacity)
 
-    def get(self, path: Path, unet_config, dtype, device, streamed: bool = False):
-        """`streamed`: kept on the CPU and streamed onto `device` layer by layer as it runs (lowvram)."""
-        key = (*file_key(path, "ControlNet"), str(dtype), str(device), unet_config.cross_attention_dim, streamed)
-        return self.get_or_make(key, lambda: self._load(path, unet_config, dtype, device, streamed))
+    def get(self, path: Path, components):
+        """For `components`' UNet, dtype and device; with lowvram kept on the CPU and streamed onto the device
+        layer by layer as it runs."""
+        path, streamed = Path(path), components.residency.streams
+        key = (*file_key(path, "ControlNet"), str(components.dtype), str(components.device),
+               components.unet.config.cross_attention_dim, streamed)
+        if is_control_lora(path):
+            key += (components.source, components.lora_state.merged if components.lora_state is not None else ())
+        return self.get_or_make(key, lambda: self._load(path, components, streamed))
 
     @staticmethod
-    def _load(path: Path, unet_config, dtype, device, streamed: bool):
+    def _load(path: Path, components, streamed: bool):
         if not streamed:
-            return load_controlnet(path, unet_config, dtype, device)
-        model = load_controlnet(path, unet_config, dtype, "cpu")
-        stream_weights(model, device)
+            return load_controlnet(path, components.unet, components.dtype, components.device)
+        model = load_controlnet(path, components.unet, components.dtype, "cpu")
+        stream_weights(model, components.device)
         return model
 
 

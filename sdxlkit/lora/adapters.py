@@ -58,6 +58,16 @@ class ResidentLoras:
         return f"sdxlkit_{self._counter}"
 
 
+_PEFT_PARTS = (".lora_A.", ".lora_B.", ".lora_magnitude_vector.", ".lora_embedding_A.", ".lora_embedding_B.")
+
+
+def base_state_dict(model) -> dict:
+    """The model's parameters under their own names, as they are now (LoRAs merged): PEFT's adapter weights left
+    out and its `base_layer` wrapping undone."""
+    return {k.replace(".base_layer.", "."): v for k, v in model.state_dict().items()
+            if not any(part in k for part in _PEFT_PARTS)}
+
+
 def _pipeline(components):
     """A pipeline object over the components, only for diffusers' LoRA methods (they act on the shared modules)."""
     from diffusers import StableDiffusionXLPipeline
