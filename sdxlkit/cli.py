@@ -147,10 +147,10 @@ def cmd_convert(args) -> int:
         raise SdxlKitError(f"cannot read {source}: no such file")
     options = ConvertOptions(input_dir=args.input_dir and Path(args.input_dir), models_dir=args.models and Path(args.models),
                              images=args.images, base_dir=source.resolve().parent)
-    document = read_document(source)
+    document, prompt = read_document(source)
     if detect_format(document) == "task":  # refused as `validate` refuses it, before images are written
         _validated_tasks(document, options.base_dir, skip_urls=True)
-    text = json.dumps(convert(document, args.to, options), indent=2)
+    text = json.dumps(convert(document, args.to, options, prompt), indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)

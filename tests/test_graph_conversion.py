@@ -610,6 +610,25 @@ def test_each_subgraph_instance_takes_its_own_widget_values_from_the_queued_prom
     assert [t["positivePrompt"] for t in graph_to_tasks(workflow, prompt=queued)] == ["a green boat", "a blue boat"]
 
 
+def test_an_image_comfyui_saved_converts_each_subgraph_instance_with_its_own_values(tmp_path, capsys):
+    """ComfyUI's saved images carry the workflow and the queued prompt: `convert` reads the instances' values
+    from the prompt, and a prompt that is not JSON leaves the workflow's own values."""
+    from PIL.PngImagePlugin import PngInfo
+
+    workflow = _promoted_prompt_subgraph(["a green boat", "a blue boat"])
+    queued = {f"{30 + i}:1": {"class_type": INFERENCE, "inputs": {"positive_prompt": prompt, "model": ["10", 0]}}
+              for i, prompt in enumerate(["a green boat", "a blue boat"])}
+    for name, prompt_text, expected in (("saved.png", json.dumps(queued), ["a green boat", "a blue boat"]),
+                                        ("broken.png", "{not json", ["a blue boat", "a blue boat"])):
+        info = PngInfo()
+        info.add_text("workflow", json.dumps(workflow))
+        info.add_text("prompt", prompt_text)
+        Image.new("RGB", (8, 8)).save(tmp_path / name, pnginfo=info)
+        assert main(["convert", str(tmp_path / name), "--to", "task"]) == 0
+        tasks = json.loads(capsys.readouterr().out)
+        assert [t["positivePrompt"] for t in tasks] == expected
+
+
 def test_a_seed_a_browser_would_round_is_warned_about(caplog):
     tasks_to_workflow(TASK | {"seed": 2**53 - 1})
     assert not caplog.records

@@ -69,8 +69,9 @@ def graph_to_tasks(graph: dict, options: ConvertOptions = ConvertOptions(), prom
     return tasks_from_graph(graph_from_api(graph) if kind == "api" else graph_from_workflow(graph, prompt), options)
 
 
-def convert(data: Any, to: str, options: ConvertOptions = ConvertOptions()) -> Any:
-    """Any supported document to `to` ("task": one task object, or an array for several; "api"; "workflow")."""
+def convert(data: Any, to: str, options: ConvertOptions = ConvertOptions(), prompt: dict | None = None) -> Any:
+    """Any supported document to `to` ("task": one task object, or an array for several; "api"; "workflow");
+    `prompt`: with a workflow, the API prompt made of the same graph (see graph_to_tasks)."""
     if to not in FORMATS:
         raise GraphConversionError(f"cannot convert to {to!r}; choose one of {', '.join(FORMATS)}")
     if detect_format(data) == "task":
@@ -78,18 +79,28 @@ def convert(data: Any, to: str, options: ConvertOptions = ConvertOptions()) -> A
 
         tasks = [t.data for t in parse_tasks(data)]
     else:
-        tasks = graph_to_tasks(data, options)
+        tasks = graph_to_tasks(data, options, prompt)
     if to == "task":
         return tasks[0] if len(tasks) == 1 else tasks
     return tasks_to_api(tasks, options) if to == "api" else tasks_to_workflow(tasks, options)
 
 
-def read_document(path: Path) -> Any:
-    """A JSON file, or an image carrying a task (sdxlkit_task), a workflow or an API prompt in its metadata."""
+def _companion_prompt(texts: dict) -> dict | None:
+    try:
+        prompt = json.loads(texts.get("prompt", "null"))
+    except (ValueError, RecursionError):
+        return None  # the workflow alone still converts
+    return prompt if isinstance(prompt, dict) else None
+
+
+def read_document(path: Path) -> tuple[Any, dict | None]:
+    """A JSON file, or an image carrying a task (sdxlkit_task), a workflow or an API prompt in its metadata; with the
+    API prompt an image carries beside its workflow (ComfyUI saves both: the prompt holds each subgraph instance's
+    own widget values), else None."""
     data = Path(path).read_bytes()
     if data.lstrip()[:1] in (b"{", b"["):
         try:
-            return json.loads(data)
+            return json.loads(data), None
         except (ValueError, RecursionError) as exc:  # also too many digits or too deep nesting
             raise GraphConversionError(f"{path} is not valid JSON: {exc or type(exc).__name__}") from None
     try:
@@ -99,7 +110,8 @@ def read_document(path: Path) -> Any:
     for key in _IMAGE_KEYS:
         if key in texts:
             try:
-                return json.loads(texts[key])
+                document = json.loads(texts[key])
             except (ValueError, RecursionError) as exc:
                 raise GraphConversionError(f"{path}: the {key!r} metadata is not valid JSON ({exc})") from None
+            return document, _companion_prompt(texts) if key == "workflow" else None
     raise GraphConversionError(f"{path} carries no task, workflow or prompt in its metadata")
