@@ -91,6 +91,7 @@ def _print_written(result: dict) -> None:
 
 
 def cmd_run(args) -> int:
+    from .api.errors import error_response
     from .runnable import with_absolute_image_paths
     from .runner import run_tasks
     from .task.model import Task, load_tasks
@@ -98,9 +99,16 @@ def cmd_run(args) -> int:
     args.base_dir = Path(args.task).resolve().parent
     # images named relative to the task file stay found when an output image's embedded task runs again
     tasks = [Task(with_absolute_image_paths(task.data, args.base_dir)) for task in load_tasks(args.task)]
-    results = run_tasks(tasks, _options(args), on_step=_progress(), on_result=_print_written)
-    print(json.dumps({"data": results}, indent=2))
-    return 0
+    errors = []
+
+    def failed(task, error) -> None:  # the other tasks of the array still run; their results are printed
+        print(f"error: task {task.uuid}: {error}", file=sys.stderr)
+        errors.extend(error_response(error, task_uuid=task.uuid)[0]["errors"])
+
+    results = run_tasks(tasks, _options(args), on_step=_progress(), on_result=_print_written,
+                        on_error=failed if len(tasks) > 1 else None)
+    print(json.dumps({"data": results} | ({"errors": errors} if errors else {}), indent=2))
+    return 1 if errors else 0
 
 
 def _tiny_checkpoint() -> Path:

@@ -8,7 +8,7 @@ import io
 import re
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .errors import ImageInputError
 
@@ -31,7 +31,8 @@ def _open(data: bytes, field: str) -> Image.Image:
         image.load()
     except Exception as exc:
         raise ImageInputError(f"{field}: the data is not a readable image ({exc})") from None
-    return image
+    # a phone photo stores the sensor's pixels and an EXIF orientation, which viewers and ComfyUI's LoadImage apply
+    return ImageOps.exif_transpose(image)
 
 
 def _fetch(url: str, field: str) -> bytes:
@@ -106,9 +107,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def to_mask(image: Image.Image) -> Image.Image:
-    """A mask image as 8-bit luminance: white = repaint. An image with transparency uses its alpha (opaque = repaint)."""
-    if image.mode in ("RGBA", "LA"):
-        return image.getchannel("A")
+    """A mask image as 8-bit luminance: white = repaint. An image with transparency uses its alpha (opaque =
+    repaint); an alpha opaque everywhere (canvas and editor exports) carries no mask, so its luminance is the mask."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        alpha = image.convert("RGBA").getchannel("A")
+        if alpha.getextrema() != (255, 255):
+            return alpha
     return image.convert("L")
 
 

@@ -123,16 +123,26 @@ def _compel_syntax(task: Task, root: str) -> list[Problem]:
 
 
 def _refiner_scheduler(task: Task, root: str) -> list[Problem]:
-    """The refiner hand-off cuts the schedule by timestep (diffusers' denoising_end / denoising_start), which falls
-    inside a step of a scheduler whose steps evaluate the UNet at two timesteps."""
+    """The refiner hand-off cuts the schedule at a whole timestep (diffusers' denoising_end / denoising_start): it
+    falls inside a step of a scheduler whose steps evaluate the UNet at two timesteps, and finds no place between
+    two steps whose timesteps are less than one apart (checked on SDXL base's scheduler config)."""
+    from .loading.single_file import base_configs
+    from .refiner.switch import cut_problem, step_timesteps, switch_step
     from .schedulers import evaluates_twice_per_step
 
     name = task.get("scheduler")
-    if not task.has("refiner") or not evaluates_twice_per_step(name):
+    if not task.has("refiner"):
         return []
-    return [Problem(f"{root}.scheduler", f"{name!r} evaluates the UNet twice per step, at two noise levels, and the "
-                    "refiner's hand-off would fall between the two: with a refiner use a scheduler of one evaluation "
-                    "per step (Euler, DPM++ 2M, UniPC, ...)")]
+    if evaluates_twice_per_step(name):
+        return [Problem(f"{root}.scheduler", f"{name!r} evaluates the UNet twice per step, at two noise levels, and "
+                        "the refiner's hand-off would fall between the two: with a refiner use a scheduler of one "
+                        "evaluation per step (Euler, DPM++ 2M, UniPC, ...)")]
+    steps = task.get("steps")
+    switch = switch_step(steps, task.get("refiner.startStep"), task.get("refiner.startStepPercentage"))
+    if not 0 < switch < steps:
+        return []  # the switch's own range is checked with the task's fields
+    problem = cut_problem(step_timesteps(name, base_configs()["scheduler"], steps), steps, switch, name)
+    return [Problem(f"{root}.refiner", problem)] if problem else []
 
 
 def _post_pass_schedules(task: Task, root: str) -> list[Problem]:

@@ -410,7 +410,7 @@ def longest_schedule(name: str) -> int:
     return SHORT_SCHEDULES.get(getattr(entry, "cls", None), TRAINING_TIMESTEPS)
 
 
-TWO_EVALUATIONS_PER_STEP = {HEUN, "KDPM2DiscreteScheduler", "KDPM2AncestralDiscreteScheduler"}
+TWO_EVALUATIONS_PER_STEP = {HEUN, SDE, "KDPM2DiscreteScheduler", "KDPM2AncestralDiscreteScheduler"}
 
 
 def evaluates_twice_per_step(name: str) -> bool:

@@ -3,6 +3,7 @@ import io
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,31 @@ def test_run_writes_images_and_prints_api_results(tmp_path, tiny_checkpoint, cap
     embedded = json.loads(read_texts(open(paths[1], "rb").read())["sdxlkit_task"])
     assert embedded["seed"] == 6 and "numberResults" not in embedded
     assert not list((tmp_path / "out").glob(".tmp-*"))
+
+
+def test_a_task_failing_while_it_runs_keeps_the_results_of_the_others(tmp_path, tiny_checkpoint, capsys):
+    import torch
+
+    from sdxlkit.tiny_lora import write_lora
+
+    models = tmp_path / "models"
+    (models / "checkpoints").mkdir(parents=True)
+    (models / "checkpoints" / tiny_checkpoint.name).symlink_to(tiny_checkpoint)
+    write_lora({f"lora_unet_not_a_layer.hada_w{i}_{s}": torch.ones(2, 2) for i in (1, 2) for s in "ab"},
+               models / "loras" / "elsewhere.safetensors")
+    first, failing, last = (str(uuid.uuid4()) for _ in range(3))
+    base = json.loads(write_task(tmp_path).read_text())
+    tasks = [base | {"taskUUID": first}, base | {"taskUUID": failing, "lora": [{"model": "elsewhere"}]},
+             base | {"taskUUID": last, "seed": 9}]
+    (tmp_path / "tasks.json").write_text(json.dumps(tasks))
+    code, out, err = run_cli(capsys, "run", tmp_path / "tasks.json", "--models", models, "--out", tmp_path / "out")
+    assert code == 1
+    answer = json.loads(out)
+    assert [r["taskUUID"] for r in answer["data"]] == [first, last]
+    (error,) = answer["errors"]
+    assert error["taskUUID"] == failing and "elsewhere.safetensors: 1 of its 1 layers" in error["message"]
+    assert f"error: task {failing}: elsewhere.safetensors" in err
+    assert all(Path(r["imageURL"].removeprefix("file://")).is_file() for r in answer["data"])
 
 
 @pytest.mark.parametrize("output_type,field", [("base64Data", "imageBase64Data"), ("dataURI", "imageDataURI")])

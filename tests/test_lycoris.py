@@ -128,8 +128,12 @@ def test_locon_mid_weight_full_and_norm_differences(tmp_path, model, original):
              "alpha": torch.tensor(8.0)}
     full = {"diff": r(64, 96)}
     norm = {"w_norm": r(64), "b_norm": r(64)}
-    path = write_layers(tmp_path, model, "locon", {CONV: locon, CROSS: full, NORM: norm})
+    projection = ("text_encoder_2", "text_projection")  # beside bigG's transformer: lora_te2_text_projection
+    full_projection = {"diff": r(*layer_of(original, *projection).weight.shape)}
+    path = write_layers(tmp_path, model, "locon", {CONV: locon, CROSS: full, NORM: norm, projection: full_projection})
     _apply(model, [(path, 0.5)])
+    w, _ = _weights(original, projection)
+    assert torch.allclose(_weights(model, projection)[0], w + 0.5 * full_projection["diff"], atol=1e-7)
 
     w, bias = _weights(original, CONV)  # LyCORIS' LoCon: einsum("i j k l, p i, j r -> p r k l", mid, up, down)
     change = torch.einsum("ijkl,pi,jr->prkl", locon["lora_mid.weight"], locon["lora_up.weight"][:, :, 0, 0],

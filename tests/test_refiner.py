@@ -6,13 +6,13 @@ import pytest
 import torch
 from PIL import Image
 
-from sdxlkit.errors import ModelLoadError, TaskValidationError
+from sdxlkit.errors import ModelLoadError, SdxlKitError, TaskValidationError
 from sdxlkit.generate import Generation, generate
 from sdxlkit.loading.loader import ModelSpec, load_sdxl
 from sdxlkit.refiner import RefinerRequest, switch_step
 from sdxlkit.refiner import handoff
 from sdxlkit.sampling import UNetPart
-from sdxlkit.schedulers import make_scheduler
+from sdxlkit.schedulers import SCHEDULER_NAMES, SCHEDULERS, Mapped, evaluates_twice_per_step, make_scheduler
 from sdxlkit.task.model import parse_tasks
 
 
@@ -169,7 +169,7 @@ def test_a_switch_where_one_model_would_run_no_step_is_refused(refiner, fields, 
 
 
 @pytest.mark.parametrize("scheduler", ["Heun", "Heun Karras", "HeunDiscreteScheduler", "KDPM2DiscreteScheduler",
-                                       "KDPM2AncestralDiscreteScheduler"])
+                                       "KDPM2AncestralDiscreteScheduler", "DPM++ SDE", "DPM++ SDE Karras"])
 def test_schedulers_of_two_evaluations_per_step_are_refused_with_a_refiner(scheduler):
     from sdxlkit.runnable import field_problems
 
@@ -177,6 +177,49 @@ def test_schedulers_of_two_evaluations_per_step_are_refused_with_a_refiner(sched
     assert [p.path for p in field_problems(with_refiner)] == ["$.scheduler"]
     assert not field_problems(parse_tasks(task(scheduler=scheduler))[0])
     assert not field_problems(parse_tasks(task(refiner={"model": "r", "startStep": 6}, scheduler="Euler"))[0])
+
+
+ONE_EVALUATION = [n for n in SCHEDULER_NAMES if isinstance(SCHEDULERS[n], Mapped) and not evaluates_twice_per_step(n)]
+
+
+@pytest.mark.parametrize("scheduler", ONE_EVALUATION)
+def test_every_cut_leaves_the_base_exactly_the_steps_before_the_switch_or_is_refused(base, scheduler):
+    """diffusers' rule (pipeline_stable_diffusion_xl): the base keeps the timesteps >= int(round(N - f * N)) of its
+    denoising_end f, the refiner's denoising_start keeps those below."""
+    refused = 0
+    for steps in (5, 10, 20, 30, 50):
+        timesteps = make_scheduler(scheduler, base.scheduler_config)
+        timesteps.set_timesteps(steps)
+        timesteps = timesteps.timesteps.tolist()
+        p = type("P", (), {"scheduler": scheduler, "seeds": [0], "steps": steps})()
+        for switch in range(1, steps):
+            try:
+                fraction = handoff.switch_fraction(base, p, switch)
+            except SdxlKitError as exc:
+                if len(timesteps) != steps:  # PNDM's warm-up step
+                    assert f"runs {len(timesteps)} UNet evaluations for {steps} steps" in str(exc)
+                    continue
+                assert f"cannot take over at step {switch} of {steps}" in str(exc)
+                assert timesteps[switch - 1] - timesteps[switch] < 1
+                refused += 1
+                continue
+            cutoff = int(round(1000 - fraction * 1000))
+            assert sum(t >= cutoff for t in timesteps) == switch, (steps, switch)
+            assert sum(t < cutoff for t in timesteps) == steps - switch, (steps, switch)
+    assert refused < 40  # only where the tail's timesteps crowd under one apart
+
+
+def test_a_late_switch_on_a_karras_tail_is_refused_before_loading_naming_the_latest_step():
+    from sdxlkit.runnable import field_problems
+
+    (late,) = parse_tasks(task(steps=30, scheduler="Euler Karras", refiner={"model": "r", "startStepPercentage": 97}))
+    (problem,) = field_problems(late)
+    assert problem.path == "$.refiner"
+    assert "cannot take over at step 29 of 30 with 'Euler Karras'" in problem.message
+    latest = int(problem.message.rsplit("take over at step ", 1)[1].split()[0])
+    assert 20 < latest < 29
+    (fine,) = parse_tasks(task(steps=30, scheduler="Euler Karras", refiner={"model": "r", "startStep": latest}))
+    assert not field_problems(fine)
 
 
 def test_a_task_with_a_refiner_runs_through_the_mapped_id(refiner_models, tmp_path, monkeypatch):

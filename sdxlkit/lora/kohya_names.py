@@ -27,6 +27,8 @@ def kohya_layers(components) -> dict[str, tuple[str, object]]:
     for component, prefix in ENCODER_PREFIXES:
         for path, module in getattr(components, component).named_modules():
             if getattr(module, "weight", None) is not None:
-                # transformers 5 dropped the "text_model." prefix of CLIPTextModel; files always have it
-                table[_kohya(prefix, "text_model." + path.removeprefix("text_model."))] = (component, module)
+                # transformers 5 dropped the "text_model." prefix of CLIPTextModel; files have it on the transformer's
+                # layers, and not on bigG's text_projection, which sits beside the transformer
+                for name in {path, "text_model." + path.removeprefix("text_model.")}:
+                    table[_kohya(prefix, name)] = (component, module)
     return table

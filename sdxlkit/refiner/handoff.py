@@ -1,9 +1,10 @@
 """The hand-off: the base model's pass stops at the switch step, the refiner finishes the same schedule.
 
 As diffusers' ensemble of experts: the base pass gets `denoising_end`, the refiner pass `denoising_start` with
-the base's latents as its image (no noise added). The fraction given to both is the midpoint between the switch
-step's timestep and the one before it, so the split falls exactly at the step index whatever the timestep
-spacing (a fraction of switch/steps can move a "leading"-spaced step to the wrong side of the cut). Together the
+the base's latents as its image (no noise added). diffusers cuts at a whole timestep; the fraction given to both
+names the whole timestep just above the switch step's (switch.cut_timestep), so the split falls exactly at the step
+index whatever the spacing (a fraction of switch/steps can move a "leading"-spaced step to the wrong side, and a
+midpoint between two timesteps rounds to the wrong side where they are less than two apart). Together the
 passes run each step of the schedule once: `steps` UNet evaluations for txt2img, the strength's share for
 img2img/inpaint.
 
@@ -23,17 +24,17 @@ from ..loading.components import SDXLComponents
 from ..loading.loader import ModelSpec
 from ..sampling import DenoisePass, denoise
 from ..sampling.passes import OnStep
-from ..schedulers import make_scheduler
-from .switch import RefinerRequest
+from ..errors import SdxlKitError
+from .switch import RefinerRequest, cut_problem, cut_timestep, step_timesteps
 
 
 def switch_fraction(components: SDXLComponents, p: DenoisePass, switch: int) -> float:
     """The denoising_end / denoising_start that splits the pass's schedule before step `switch`."""
-    scheduler = make_scheduler(p.scheduler, components.scheduler_config, seed=p.seeds[0])
-    scheduler.set_timesteps(p.steps)
-    steps = scheduler.timesteps[::scheduler.order].tolist()  # second-order schedulers repeat each timestep
-    midpoint = (steps[switch - 1] + steps[switch]) / 2
-    return 1 - midpoint / scheduler.config.num_train_timesteps
+    timesteps = step_timesteps(p.scheduler, components.scheduler_config, p.steps, seed=p.seeds[0])
+    problem = cut_problem(timesteps, p.steps, switch, p.scheduler)
+    if problem:
+        raise SdxlKitError(problem)
+    return 1 - cut_timestep(timesteps, switch) / components.scheduler_config.get("num_train_timesteps", 1000)
 
 
 def refiner_components(base: SDXLComponents, refiner: SDXLComponents) -> SDXLComponents:
