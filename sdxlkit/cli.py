@@ -99,14 +99,22 @@ def cmd_run(args) -> int:
     args.base_dir = Path(args.task).resolve().parent
     # images named relative to the task file stay found when an output image's embedded task runs again
     tasks = [Task(with_absolute_image_paths(task.data, args.base_dir)) for task in load_tasks(args.task)]
-    errors = []
+    results, errors = [], []
+
+    def done(result: dict) -> None:
+        results.append(result)
+        _print_written(result)
 
     def failed(task, error) -> None:  # the other tasks of the array still run; their results are printed
         print(f"error: task {task.uuid}: {error}", file=sys.stderr)
         errors.extend(error_response(error, task_uuid=task.uuid)[0]["errors"])
 
-    results = run_tasks(tasks, _options(args), on_step=_progress(), on_result=_print_written,
-                        on_error=failed if len(tasks) > 1 else None)
+    try:
+        run_tasks(tasks, _options(args), on_step=_progress(), on_result=done, on_error=failed if len(tasks) > 1 else None)
+    except KeyboardInterrupt:  # the images finished so far are answered (inline ones exist nowhere else)
+        if results:
+            print(json.dumps({"data": results}, indent=2))
+        raise
     print(json.dumps({"data": results} | ({"errors": errors} if errors else {}), indent=2))
     return 1 if errors else 0
 
@@ -262,7 +270,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\ninterrupted: images already written are kept", file=sys.stderr)
+        print("\ninterrupted: the images finished are kept (written ones on disk, their results printed)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as exc:  # a file that cannot be read or written: the system's reason is the message
         if isinstance(exc, BrokenPipeError):

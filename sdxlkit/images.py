@@ -95,7 +95,20 @@ def _b64decode(text: str, field: str) -> bytes:
         raise ImageInputError(f"{field}: invalid base64 data ({exc})") from None
 
 
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit greyscale (PNG "I;16" depth maps, "I", "F") scaled to 8 bits: Pillow's convert() clips
+    every value above 255 to white."""
+    if image.mode not in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return image
+    import numpy as np
+
+    values = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+    return Image.fromarray(np.clip(values / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
+    image = _eight_bit(image)
     if image.mode == "RGB":
         return image
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
@@ -109,6 +122,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def to_mask(image: Image.Image) -> Image.Image:
     """A mask image as 8-bit luminance: white = repaint. An image with transparency uses its alpha (opaque =
     repaint); an alpha opaque everywhere (canvas and editor exports) carries no mask, so its luminance is the mask."""
+    image = _eight_bit(image)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         alpha = image.convert("RGBA").getchannel("A")
         if alpha.getextrema() != (255, 255):

@@ -315,6 +315,7 @@ def test_out_naming_a_file_is_refused_before_generating(tmp_path, tiny_checkpoin
 
 
 def test_each_image_is_written_when_done_and_an_interrupt_keeps_it(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    """Also inline outputs: the results finished before Ctrl-C are printed."""
     import sdxlkit.cli
 
     def interrupt_in_image_two():
@@ -327,8 +328,10 @@ def test_each_image_is_written_when_done_and_an_interrupt_keeps_it(tmp_path, tin
     monkeypatch.setattr(sdxlkit.cli, "_progress", interrupt_in_image_two)
     task = write_task(tmp_path, numberResults=2, outputFormat="PNG")
     code, out, err = run_cli(capsys, "run", task, "--models", tiny_checkpoint.parent.parent, "--out", tmp_path / "out")
-    assert code == 130 and out == "" and "interrupted" in err
+    assert code == 130 and "interrupted" in err
+    (finished,) = json.loads(out)["data"]  # the finished image's result is answered too
     (written,) = (tmp_path / "out").glob("*")
+    assert finished["imageURL"] == written.as_uri()
     assert written.suffix == ".png" and f"wrote {written.as_uri()}" in err
     assert json.loads(read_texts(written.read_bytes())["sdxlkit_task"])["seed"] == 5
     assert Image.open(written).size == (128, 128)
@@ -353,7 +356,7 @@ def test_ctrl_c_and_a_closed_pipe_are_quiet(tmp_path, tiny_checkpoint):
     run.send_signal(signal.SIGINT)  # Ctrl-C while image 2 is sampling
     rest = run.stderr.read()
     assert run.wait(timeout=60) == 130
-    assert "Traceback" not in rest and "interrupted: images already written are kept" in rest
+    assert "Traceback" not in rest and "interrupted: the images finished are kept" in rest
     (kept,) = (tmp_path / "out").glob("*")
     assert line.split("wrote ")[1].strip() == kept.as_uri() and Image.open(kept).size == (128, 128)
 

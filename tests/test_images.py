@@ -57,3 +57,13 @@ def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG", **({"transparency": image.info["transparency"]} if "transparency" in image.info else {}))
     return buffer.getvalue()
+
+
+def test_sixteen_bit_depth_maps_keep_their_ramp():
+    from sdxlkit.images import to_rgb
+
+    ramp = np.linspace(0, 65535, 16 * 16).astype(np.uint16).reshape(16, 16)
+    image = Image.open(io.BytesIO(_png(Image.fromarray(ramp))))
+    expected = np.round(ramp / 65535 * 255).astype(np.uint8)
+    assert np.abs(np.asarray(to_rgb(image))[..., 0].astype(int) - expected).max() <= 1
+    assert np.abs(np.asarray(to_mask(image)).astype(int) - expected).max() <= 1
