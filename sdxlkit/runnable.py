@@ -112,14 +112,35 @@ def _photomaker(task: Task, root: str) -> list[Problem]:
     return [Problem(f"{root}.positivePrompt", error)] if error else []
 
 
-def _compel_syntax(task: Task, root: str) -> list[Problem]:
+PROMPT_FIELDS = ("positivePrompt", "negativePrompt", "ultralytics.positivePrompt", "ultralytics.negativePrompt")
+
+
+def _prompt_syntax(task: Task, root: str) -> list[Problem]:
+    """Prompts the task's weighting cannot parse (an A1111 weight that is no number, a compel blend with fewer
+    weights than prompts), the face detailer's included: found here, not after the models load."""
+    from .errors import SdxlKitError
+    from .prompts.a1111 import parse_a1111
     from .prompts.compel_backend import compel_syntax_error
 
-    if task.get("promptWeighting") != "compel":
+    weighting = task.get("promptWeighting")
+    if weighting not in ("sdEmbeds", "compel"):
         return []
-    errors = {name: compel_syntax_error(task.data[name]) for name in ("positivePrompt", "negativePrompt")
-              if isinstance(task.data.get(name), str)}
-    return [Problem(f"{root}.{name}", error) for name, error in errors.items() if error]
+    problems = []
+    for name in PROMPT_FIELDS:
+        text = task.get(name) if task.has(name) else None
+        if not isinstance(text, str):
+            continue
+        if weighting == "compel":
+            error = compel_syntax_error(text)
+        else:
+            try:
+                parse_a1111(text)
+                error = None
+            except SdxlKitError as exc:
+                error = str(exc)
+        if error:
+            problems.append(Problem(f"{root}.{name}", error))
+    return problems
 
 
 def _refiner_scheduler(task: Task, root: str) -> list[Problem]:
@@ -180,7 +201,7 @@ def field_problems(task: Task, root: str = "$") -> list[Problem]:
     PhotoMaker cannot find its person in, compel prompts compel cannot parse and DeepCache branches SDXL does not
     have."""
     return (_not_executable(task, root) + _scheduler(task, root) + _adapters(task, root) + _photomaker(task, root)
-            + _compel_syntax(task, root) + _post_pass_schedules(task, root) + _refiner_scheduler(task, root)
+            + _prompt_syntax(task, root) + _post_pass_schedules(task, root) + _refiner_scheduler(task, root)
             + _accelerator(task, root))
 
 

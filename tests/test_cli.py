@@ -258,6 +258,19 @@ def test_compel_prompts_compel_cannot_parse_are_refused_before_a_model_loads(tmp
     assert "$.positivePrompt: compel cannot parse it: while parsing Blend: mismatched prompts/weights" in err
 
 
+def test_prompts_their_weighting_cannot_parse_are_refused_before_a_model_loads_face_prompts_too(tmp_path, capsys):
+    face = {"confidence": 0.3, "steps": 2}
+    task = write_task(tmp_path, promptWeighting="sdEmbeds", positivePrompt="a (lighthouse:1.2.3) at dusk",
+                      ultralytics=face | {"negativePrompt": "(ugly:1..2)"})
+    err = _same_refusal(capsys, tmp_path, task)
+    assert "$.positivePrompt: prompt weight '1.2.3' in ':1.2.3)' is not a number" in err
+    assert "$.ultralytics.negativePrompt: prompt weight '1..2'" in err
+    pytest.importorskip("compel")
+    task = write_task(tmp_path, promptWeighting="compel", ultralytics=face | {"positivePrompt": '("a", "b").blend(0.7)'})
+    err = _same_refusal(capsys, tmp_path, task)
+    assert "$.ultralytics.positivePrompt: compel cannot parse it" in err
+
+
 def test_demo_refuses_a_zero_size_or_step_count(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SDXLKIT_CACHE", str(tmp_path / "cache"))
     code, _, err = run_cli(capsys, "demo", "--steps", "0", "--out", tmp_path / "out")
