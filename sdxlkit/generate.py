@@ -105,12 +105,17 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(a) for a in arrays]
 
 
-def _paste(base: torch.Tensor, patch: torch.Tensor, mask: Image.Image, box: tuple[int, int, int, int], radius: int) -> torch.Tensor:
-    """`base` [1,3,H,W] with `patch` resized into `box`, blended where the feathered `mask` (base's size) is white."""
+def _paste(base: torch.Tensor, patch: torch.Tensor, mask: Image.Image, box: tuple[int, int, int, int], radius: int,
+           impact: bool = False) -> torch.Tensor:
+    """`base` [1,3,H,W] with `patch` resized into `box`, blended where the feathered `mask` (base's size) is white:
+    blurred over the whole image with PIL's radius, or (`impact`) the box's part as Impact Pack feathers it."""
     x0, y0, x1, y1 = box
     if patch.shape[-2:] != (y1 - y0, x1 - x0):
         patch = torch.nn.functional.interpolate(patch, size=(y1 - y0, x1 - x0), mode="bicubic", antialias=True).clamp(0, 1)
-    alpha = _to_tensor(masking.feathered(mask, radius).crop(box).convert("RGB"))[:, :1]
+    if impact:
+        alpha = masking.impact_feathered(_to_tensor(mask.crop(box).convert("RGB"))[:, :1], radius)
+    else:
+        alpha = _to_tensor(masking.feathered(mask, radius).crop(box).convert("RGB"))[:, :1]
     out = base.repeat(patch.shape[0], 1, 1, 1)
     out[..., y0:y1, x0:x1] = base[..., y0:y1, x0:x1] * (1 - alpha) + patch * alpha
     return out

@@ -36,6 +36,27 @@ def feathered(mask: Image.Image, radius: int) -> Image.Image:
     return mask.filter(ImageFilter.GaussianBlur(radius)) if radius > 0 else mask
 
 
+IMPACT_SIGMA = 10.0
+
+
+def impact_feathered(mask, feather: int):
+    """Impact Pack's tensor_gaussian_blur_mask on a [1, 1, h, w] mask tensor (the crop's): torchvision's
+    GaussianBlur with sigma 10 and a kernel of 2 x feather + 1, cut to about half the shorter side (odd) when it
+    does not fit, and no blur under 3. `feather` bounds the blur's reach; sigma stays 10."""
+    if feather <= 0:
+        return mask
+    kernel = feather * 2 + 1
+    shortest = min(mask.shape[-2:])
+    if shortest <= kernel:
+        kernel = int(shortest / 2)
+        kernel += 1 if kernel % 2 == 0 else 0
+        if kernel < 3:
+            return mask
+    from torchvision.transforms import GaussianBlur
+
+    return GaussianBlur(kernel_size=kernel, sigma=IMPACT_SIGMA)(mask)
+
+
 def outpaint_canvas(image: Image.Image, top: int, right: int, bottom: int, left: int) -> tuple[Image.Image, Image.Image]:
     """The image on a larger canvas whose new border repeats the edge pixels, and the mask of that border (white)."""
     pixels = np.asarray(image.convert("RGB"))

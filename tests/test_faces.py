@@ -94,7 +94,7 @@ def test_faces_are_repainted_one_by_one_and_nothing_else_changes(components, mon
     assert steps == [(i, 3, 8, 8) for i in range(3)] + [(i, 3, 8, 7) for i in range(3)]  # exactly 3 evaluations per face
     # outside each padded box grown by the feather's reach, every pixel is the input's, exactly
     changed = (out - image).abs().amax(dim=1)[0] > 0
-    reach = 3 * 2 + 1  # PIL's Gaussian blur of radius 2 reaches at most 3 sigma
+    reach = 2  # Impact's feather: a kernel of 2 x blur + 1 reaches `blur` pixels
     allowed = torch.zeros(128, 160, dtype=torch.bool)
     for b in boxes:
         x0, y0, x1, y1 = face_box(b, 4, (160, 128))
@@ -225,3 +225,34 @@ def test_ultralytics_is_imported_offline_whatever_the_environment_says(tmp_path)
     (line,) = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     online, autoinstall, config = line.split()[1:]
     assert (online, autoinstall) == ("False", "False") and Path(config).is_relative_to(tmp_path / "sdxlkit-ultralytics")
+
+
+def _impact_reference(mask: torch.Tensor, feather: int) -> torch.Tensor:
+    """Impact Pack's tensor_gaussian_blur_mask, from its definition: kernel 2 x feather + 1 (or about half the
+    shorter side, odd, when that does not fit; no blur under 3), a normalised Gaussian of sigma 10 applied along
+    each axis, reflect padding (torchvision's GaussianBlur)."""
+    kernel = feather * 2 + 1
+    shortest = min(mask.shape[-2:])
+    if shortest <= kernel:
+        kernel = int(shortest / 2) + (1 if int(shortest / 2) % 2 == 0 else 0)
+        if kernel < 3:
+            return mask
+    half = kernel // 2
+    x = torch.arange(-half, half + 1, dtype=torch.float32)
+    g = torch.exp(-(x**2) / (2 * 10.0**2))
+    g = g / g.sum()
+    padded = torch.nn.functional.pad(mask, (half, half, half, half), mode="reflect")
+    rows = torch.nn.functional.conv2d(padded, g.view(1, 1, 1, -1))
+    return torch.nn.functional.conv2d(rows, g.view(1, 1, -1, 1))
+
+
+@pytest.mark.parametrize("feather, size", [(5, (60, 80)), (20, (90, 70)), (100, (120, 96)), (40, (20, 30)), (3, (4, 40))])
+def test_the_paste_mask_is_feathered_as_impacts_tensor_gaussian_blur_mask(feather, size):
+    from sdxlkit.masking import impact_feathered
+
+    mask = torch.zeros(1, 1, *size)
+    mask[..., size[0] // 4: 3 * size[0] // 4, size[1] // 4: 3 * size[1] // 4] = 1
+    got = impact_feathered(mask, feather)
+    assert torch.allclose(got, _impact_reference(mask, feather), atol=1e-6)
+    if feather >= 20 and min(size) > 60:  # a wide feather still repaints the face: sigma stays 10
+        assert got[..., size[0] // 2, size[1] // 2].item() > 0.9

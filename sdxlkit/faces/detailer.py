@@ -5,7 +5,7 @@ For each box the detector finds at `confidence` (in the detector's order): the b
 scaled by CROP_FACTOR (Impact's crop_factor 3.0) about its centre, shifted to lie inside the image. The crop is
 resized so its longer side is `inpaint_size` (both sides multiples of 8), inpainted under the mask with exactly
 `steps` UNet evaluations at `strength` with seed + face index, decoded, resized back and pasted into the image
-with the mask feathered by a Gaussian blur of radius `blur` (PIL). Faces are done one after another, each on the
+with the crop's mask feathered as Impact's tensor_gaussian_blur_mask (sigma 10, a kernel of 2 x `blur` + 1). Faces are done one after another, each on the
 image the previous one left. No face found: the image is returned unchanged (and that is logged).
 """
 
@@ -80,7 +80,7 @@ def _face_pass(components, gen: Generation, image: torch.Tensor, face, seed: int
                     parts=unet_parts(components, face_gen, embeds, crop, size),
                     image_latents=_source_latents(components, full.crop(crop).resize(size, Image.LANCZOS), [seed]),
                     mask=mask.crop(crop).resize(size, Image.NEAREST), strength=settings.strength)
-    return _paste(image, vae.decode(components, denoise(components, p, on_step)), mask, crop, settings.blur)
+    return _paste(image, vae.decode(components, denoise(components, p, on_step)), mask, crop, settings.blur, impact=True)
 
 
 def detail_faces(components, gen: Generation, image: torch.Tensor, seed: int, on_step=None, detector=None) -> torch.Tensor:
