@@ -237,6 +237,7 @@ def test_unusable_lycoris_files_are_refused_by_name(tmp_path, model, original):
         "shape": ({LINEAR: {"hada_w1_a": r(32, 2), "hada_w1_b": r(2, 32), "hada_w2_a": r(32, 2),
                             "hada_w2_b": r(2, 32)}}, r"changes a weight of 1024 values; the model's is \(64, 64\)"),
         "bias": ({LINEAR: {"diff": r(64, 64), "diff_b": r(64)}}, r"changes a bias of 64 values; the model's is none"),
+        "factors": ({LINEAR: loha | {"hada_w1_b": r(3, 64)}}, r"layer \S+: its factors do not fit each other"),
     }
     for name, (layers, reason) in cases.items():
         path = write_layers(tmp_path, model, name, layers)
@@ -255,3 +256,23 @@ def test_unusable_lycoris_files_are_refused_by_name(tmp_path, model, original):
         _apply(model, [(peft_dora, 1.0)])
     _apply(model, [])
     assert torch.equal(_weights(model, LINEAR)[0], _weights(original, LINEAR)[0])
+
+
+def test_bundled_embeddings_and_orphan_alphas_are_skipped_as_other_hosts_do(tmp_path, model, original, adapter_models,
+                                                                              caplog):
+    from sdxlkit.tiny_lora import kohya_state_dict
+
+    r = random_tensors(8)
+    loha = {"hada_w1_a": r(64, 2), "hada_w1_b": r(2, 64), "hada_w2_a": r(64, 2), "hada_w2_b": r(2, 64)}
+    extras = {"bundle_emb.mychar.clip_l": r(2, 32), "bundle_emb.mychar.clip_g": r(2, 64)}
+    lycoris = write_lora({f"{kohya_name(model, *LINEAR)}.{k}": v for k, v in loha.items()}
+                         | {f"{kohya_name(model, *CROSS)}.alpha": torch.tensor(4.0)} | extras, tmp_path / "bundle.safetensors")
+    plain = write_lora(kohya_state_dict(adapter_models.layers["style"], original.modules()) | extras,
+                       tmp_path / "plain_bundle.safetensors")
+    for path in (lycoris, plain):
+        with caplog.at_level("WARNING", logger="sdxlkit.lora.files"):
+            _apply(model, [(path, 1.0)])
+        assert f"{path.name}: skipping 2 bundled embedding tensors" in caplog.text
+        assert not torch.equal(_weights(model, LINEAR)[0], _weights(original, LINEAR)[0])
+        assert torch.equal(_weights(model, CROSS)[0], _weights(original, CROSS)[0]) or path == plain
+    _apply(model, [])

@@ -135,7 +135,11 @@ def _bind(components, lora: PatchFile) -> list[LayerChange]:
             module = module.get_base_layer()
         for param, patch in patches.items():
             target = getattr(module, param, None)
-            size = patch.shape_numel()
+            try:
+                size = patch.shape_numel()
+            except RuntimeError as exc:  # factors whose shapes do not fit each other
+                raise ModelLoadError(f"{lora.name}: layer {layer}: its factors do not fit each other "
+                                     f"({str(exc).splitlines()[0][:200]})") from None
             if target is None or target.numel() != size:
                 have = "none" if target is None else f"{tuple(target.shape)}"
                 raise ModelLoadError(f"{lora.name}: layer {layer} changes a {param} of {size} values; the model's "

@@ -4,6 +4,7 @@ and norm differences, DoRA), kept as per-layer weight patches."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -13,11 +14,14 @@ from ..loading.lru import LruCache, file_key
 from ..loading.state_dicts import read_state_dict
 from .patch_files import PatchFile, layer_patches
 
+logger = logging.getLogger(__name__)
+
 # Key fragments of the LyCORIS types no SDXL host merges the same way; they are refused by name.
 _REFUSED_MARKERS = {"oft_blocks": "OFT/BOFT", "oft_diag": "OFT", "a1.weight": "GLoRA"}
 # Suffixes only weight patches apply (diffusers/PEFT cannot): a kohya-named file with one of them is patched directly.
 _PATCH_ONLY = ("hada_", "lokr_", "lora_mid.weight", "dora_scale", ".diff", ".w_norm", ".b_norm")
 _KOHYA_PREFIXES = ("lora_unet_", "lora_te1_", "lora_te2_")
+_BUNDLED = "bundle_emb."
 _SDXL_PREFIXES = ("lora_unet_", "lora_te1_", "lora_te2_", "unet.", "text_encoder.", "text_encoder_2.")
 _SD1_TEXT_PREFIX = "lora_te_"
 
@@ -78,6 +82,11 @@ def parse_lora(source: Path | EmbeddedLora, unet_config) -> LoraFile | PatchFile
         path, tensors = source.path, source.read(source.path)
     else:
         path, tensors = Path(source), read_state_dict(source)[0]
+    bundled = sorted(k for k in tensors if k.startswith(_BUNDLED))
+    if bundled:  # pivotal-tuning embeddings some trainers bundle; other hosts skip them too
+        logger.warning("%s: skipping %d bundled embedding tensors (%s); load them as embeddings", Path(path).name,
+                       len(bundled), bundled[0])
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(_BUNDLED)}
     keys = sorted(tensors)
     _refuse_foreign_formats(path, keys)
     if any(k.startswith(_KOHYA_PREFIXES) for k in keys) and any(marker in k for k in keys for marker in _PATCH_ONLY):

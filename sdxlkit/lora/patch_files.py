@@ -66,8 +66,9 @@ def _group_patches(file: str, layer: str, group: dict) -> dict[str, WeightPatch]
 
 
 def layer_patches(file: str, tensors: dict) -> dict[str, dict[str, WeightPatch]]:
+    """Patches by layer; a layer with an alpha and nothing else (left by resize and block-filter tools) is skipped."""
     groups: dict[str, dict] = {}
     for key, tensor in tensors.items():
         layer, _, suffix = key.partition(".")
         groups.setdefault(layer, {})[suffix] = tensor
-    return {layer: _group_patches(file, layer, group) for layer, group in groups.items()}
+    return {layer: _group_patches(file, layer, group) for layer, group in groups.items() if set(group) != {"alpha"}}
