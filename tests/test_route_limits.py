@@ -147,7 +147,7 @@ def test_images_over_the_pixel_cap_are_refused_from_the_header_before_decoding(m
         load_image(str(path), "inputs.seedImage")
     assert decoded == [] and MAX_PIXELS == 4096 * 4096
     path.write_bytes(_png(4096, 4096))
-    assert load_image(str(path), "inputs.seedImage").size == (4096, 4096) and decoded == [(4096, 4096)]
+    assert load_image(str(path), "inputs.seedImage").size == (4096, 4096) and set(decoded) == {(4096, 4096)}
 
 
 def test_inline_images_are_deduplicated_held_released_and_bounded(tmp_path):
