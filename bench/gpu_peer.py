@@ -168,15 +168,19 @@ def comfy_path(checkpoint: Path, out: Path, args):
 
 
 def engine_unet_forward(unet, args):
+    """A forward on random inputs. They are inference tensors, as the engine's are: dynamo compiles another graph
+    for ordinary tensors, and a graph compiled apart may autotune its kernels apart, a few bf16 ulps off."""
     import torch
 
     device, dtype = unet.device, unet.dtype
-    x = torch.randn(2, 4, args.size // 8, args.size // 8, device=device, dtype=dtype)
-    ehs = torch.randn(2, 77, unet.config.cross_attention_dim, device=device, dtype=dtype)
     text = unet.config.projection_class_embeddings_input_dim - 6 * unet.config.addition_time_embed_dim
-    added = {"text_embeds": torch.randn(2, text, device=device, dtype=dtype),
-             "time_ids": torch.tensor([[args.size, args.size, 0, 0, args.size, args.size]] * 2, device=device, dtype=dtype)}
-    t = torch.tensor(500.0, device=device)
+    with torch.inference_mode():
+        x = torch.randn(2, 4, args.size // 8, args.size // 8, device=device, dtype=dtype)
+        ehs = torch.randn(2, 77, unet.config.cross_attention_dim, device=device, dtype=dtype)
+        added = {"text_embeds": torch.randn(2, text, device=device, dtype=dtype),
+                 "time_ids": torch.tensor([[args.size, args.size, 0, 0, args.size, args.size]] * 2, device=device,
+                                          dtype=dtype)}
+        t = torch.tensor(500.0, device=device)
 
     def forward():
         return unet(x, t, ehs, added_cond_kwargs=added, return_dict=False)
