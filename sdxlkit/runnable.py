@@ -149,11 +149,11 @@ def _refiner_scheduler(task: Task, root: str) -> list[Problem]:
     two steps whose timesteps are less than one apart (checked on SDXL base's scheduler config)."""
     from .loading.single_file import base_configs
     from .refiner.switch import cut_problem, step_timesteps, switch_step
-    from .schedulers import evaluates_twice_per_step
+    from .schedulers import accepted, evaluates_twice_per_step
 
     name = task.get("scheduler")
-    if not task.has("refiner"):
-        return []
+    if not task.has("refiner") or not accepted(name):
+        return []  # a name sdxlkit does not run is reported by _scheduler, with its path
     if evaluates_twice_per_step(name):
         return [Problem(f"{root}.scheduler", f"{name!r} evaluates the UNet twice per step, at two noise levels, and "
                         "the refiner's hand-off would fall between the two: with a refiner use a scheduler of one "

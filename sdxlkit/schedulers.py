@@ -245,6 +245,11 @@ def check_scheduler(name: str) -> Mapped:
     return entry
 
 
+def accepted(name: str) -> bool:
+    """Whether `name` is a scheduler name sdxlkit runs (check_scheduler says why not)."""
+    return isinstance(SCHEDULERS.get(name) if isinstance(name, str) else None, Mapped)
+
+
 def _requirement(cls_name: str) -> str | None:
     """The optional package a scheduler needs beyond torch and diffusers, if any."""
     if cls_name == SDE:

@@ -12,7 +12,8 @@ from sdxlkit.loading.loader import ModelSpec, load_sdxl
 from sdxlkit.refiner import RefinerRequest, switch_step
 from sdxlkit.refiner import handoff
 from sdxlkit.sampling import UNetPart
-from sdxlkit.schedulers import SCHEDULER_NAMES, SCHEDULERS, Mapped, evaluates_twice_per_step, make_scheduler
+from sdxlkit.schedulers import (SCHEDULER_NAMES, SCHEDULERS, Mapped, Refused, evaluates_twice_per_step,
+                               make_scheduler)
 from sdxlkit.task.model import parse_tasks
 
 
@@ -177,6 +178,19 @@ def test_schedulers_of_two_evaluations_per_step_are_refused_with_a_refiner(sched
     assert [p.path for p in field_problems(with_refiner)] == ["$.scheduler"]
     assert not field_problems(parse_tasks(task(scheduler=scheduler))[0])
     assert not field_problems(parse_tasks(task(refiner={"model": "r", "startStep": 6}, scheduler="Euler"))[0])
+
+
+REFUSED = [n for n in SCHEDULER_NAMES if isinstance(SCHEDULERS[n], Refused)]
+
+
+@pytest.mark.parametrize("scheduler", REFUSED)
+def test_a_refused_scheduler_with_a_refiner_is_reported_as_the_tasks_scheduler_problem(scheduler):
+    from sdxlkit.runnable import field_problems
+
+    (with_refiner,) = parse_tasks(task(refiner={"model": "r", "startStep": 6}, scheduler=scheduler))
+    problems = field_problems(with_refiner)
+    assert [p.path for p in problems] == ["$.scheduler"]
+    assert problems[0].code == "unsupportedScheduler"
 
 
 ONE_EVALUATION = [n for n in SCHEDULER_NAMES if isinstance(SCHEDULERS[n], Mapped) and not evaluates_twice_per_step(n)]
