@@ -12,10 +12,12 @@ import json
 import logging
 import os
 import sys
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__
-from .errors import SdxlKitError, TaskValidationError
+from .errors import SdxlKitError, TaskValidationError, out_of_memory
 
 DEMO_PROMPT = "a lighthouse on a cliff at sunset, dramatic sky"
 EXIT_INVALID, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 130, 141
@@ -26,8 +28,10 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("SDXLKIT_CACHE", Path.home() / ".cache" / "sdxlkit"))
 
 
+@contextmanager
 def _progress():
-    """A tqdm bar fed by the engine's on_step(done, total) callback."""
+    """A tqdm bar fed by the engine's on_step(done, total) callback, cleared when the run ends, however it ends (an
+    error's line then starts a line of its own)."""
     from tqdm import tqdm
 
     bar = None
@@ -42,7 +46,11 @@ def _progress():
         if done == total:
             bar.close()
 
-    return on_step
+    try:
+        yield on_step
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _options(args):
@@ -83,6 +91,14 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def _message(error: BaseException) -> str:
+    """An error's line: an engine error whole, another's first line, and for running out of memory what helps."""
+    if isinstance(error, SdxlKitError):
+        return str(error)
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text + (" (try --lowvram, or a smaller width x height)" if out_of_memory(error) else "")
+
+
 def _print_written(result: dict) -> None:
     from tqdm import tqdm
 
@@ -105,13 +121,21 @@ def cmd_run(args) -> int:
         results.append(result)
         _print_written(result)
 
-    def failed(task, error) -> None:  # the other tasks of the array still run; their results are printed
-        print(f"error: task {task.uuid}: {error}", file=sys.stderr)
+    def failed(task, error: Exception) -> None:
+        """The other tasks still run, and every finished image is answered (inline ones exist nowhere else)."""
+        from tqdm import tqdm
+
+        if len(tasks) == 1 and not results:
+            raise error  # nothing finished: the error alone, as any other
+        if not (isinstance(error, SdxlKitError) or out_of_memory(error)):  # not the user's: where it came from
+            tqdm.write("".join(traceback.format_exception(error)).rstrip(), file=sys.stderr)
+        tqdm.write(f"error: task {task.uuid}: {_message(error)}", file=sys.stderr)
         errors.extend(error_response(error, task_uuid=task.uuid)[0]["errors"])
 
     try:
-        run_tasks(tasks, _options(args), on_step=_progress(), on_result=done, on_error=failed if len(tasks) > 1 else None)
-    except KeyboardInterrupt:  # the images finished so far are answered (inline ones exist nowhere else)
+        with _progress() as on_step:
+            run_tasks(tasks, _options(args), on_step=on_step, on_result=done, on_error=failed)
+    except KeyboardInterrupt:
         if results:
             print(json.dumps({"data": results}, indent=2))
         raise
@@ -149,7 +173,8 @@ def cmd_demo(args) -> int:
             "positivePrompt": DEMO_PROMPT, "negativePrompt": "blurry, low quality", "width": size, "height": size,
             "steps": steps, "CFGScale": 6.5, "seed": args.seed, "outputType": "URL", "outputFormat": "PNG"}
     args.models = args.models or str(checkpoint.parent)
-    results = run_tasks(parse_tasks(task), _options(args), on_step=_progress(), on_result=_print_written)
+    with _progress() as on_step:
+        results = run_tasks(parse_tasks(task), _options(args), on_step=on_step, on_result=_print_written)
     print(json.dumps({"data": results}, indent=2))
     return 0
 
@@ -276,6 +301,11 @@ def _main(argv: list[str] | None) -> int:
         if isinstance(exc, BrokenPipeError):
             raise
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # torch.OutOfMemoryError is one
+        if not out_of_memory(exc):
+            raise
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return 1
 
 

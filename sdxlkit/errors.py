@@ -9,6 +9,12 @@ class SdxlKitError(ValueError):
     """Base class: a problem the user can fix (bad input, missing file, unsupported option)."""
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """torch's out-of-memory errors: CUDA's OutOfMemoryError and the allocators' RuntimeErrors (CPU included)."""
+    text = str(exc).lower()
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text or "can't allocate memory" in text
+
+
 @dataclass(frozen=True)
 class Problem:
     """One validation problem: where it is (a JSON path like ``$.width``) and what is allowed. ``code`` is the

@@ -284,11 +284,11 @@ def run_prepared(prepared: PreparedTask, options: RunOptions, cache: ModelCache 
 
 def run_tasks(tasks: list[Task], options: RunOptions, cache: ModelCache = MODEL_CACHE, on_step=None,
               on_result: Callable[[dict], None] | None = None,
-              on_error: Callable[[Task, SdxlKitError], None] | None = None) -> list[dict]:
+              on_error: Callable[[Task, Exception], None] | None = None) -> list[dict]:
     """Check every task (all problems of all tasks at once), then resolve their models, before running any: a bad
     task in an array stops the run before work is done. With `on_error`, a task that fails while it runs (a file
-    that does not fit the model, say) is reported to it and the next task runs; the results returned are those of
-    the tasks that finished."""
+    that does not fit the model, the device out of memory) is reported to it and the next task runs; the results
+    returned are those of the images that finished, on_result having had each of them."""
     if not tasks:
         raise SdxlKitError("no tasks to run")
     roots = [task_root(i, len(tasks)) for i in range(len(tasks))]
@@ -307,7 +307,7 @@ def run_tasks(tasks: list[Task], options: RunOptions, cache: ModelCache = MODEL_
     for p in prepared:
         try:
             results += run_prepared(p, options, cache, on_step, on_result)
-        except SdxlKitError as exc:
+        except Exception as exc:
             if on_error is None:
                 raise
             on_error(p.task, exc)

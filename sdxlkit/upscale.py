@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ModelLoadError, SdxlKitError
+from .errors import ModelLoadError, SdxlKitError, out_of_memory
 from .loading.lru import FileModels
 from .loading.state_dicts import read_state_dict
 
@@ -85,10 +85,6 @@ def _tiled(model, image: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
     return out / weight
 
 
-def _is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
-
-
 @torch.inference_mode()
 def upscale(model, image: torch.Tensor, tile: int = TILE, overlap: int = OVERLAP) -> torch.Tensor:
     """image [1,3,H,W] in 0..1 -> [1,3,H*scale,W*scale] in 0..1 on the CPU, tile by tile."""
@@ -96,7 +92,7 @@ def upscale(model, image: torch.Tensor, tile: int = TILE, overlap: int = OVERLAP
         try:
             return _tiled(model, image, tile, min(overlap, tile // 4)).clamp(0, 1)
         except (torch.OutOfMemoryError, RuntimeError) as exc:
-            if not _is_oom(exc) or tile // 2 < MIN_TILE:
+            if not out_of_memory(exc) or tile // 2 < MIN_TILE:
                 raise
             tile //= 2
             log.warning("upscaler ran out of memory; retrying with %d px tiles", tile)

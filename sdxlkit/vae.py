@@ -12,7 +12,7 @@ import logging
 
 import torch
 
-from .errors import SdxlKitError
+from .errors import SdxlKitError, out_of_memory
 from .loading.components import SDXLComponents
 from .loading.residency import using
 
@@ -30,10 +30,6 @@ def _vae_fp32(components: SDXLComponents):
     return components.vae_fp32
 
 
-def _is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
-
-
 def _decode_one(vae, z: torch.Tensor, tile: bool) -> torch.Tensor:
     z = z.to(device=vae.device, dtype=vae.dtype)
     if tile:
@@ -41,7 +37,7 @@ def _decode_one(vae, z: torch.Tensor, tile: bool) -> torch.Tensor:
     try:
         return vae.decode(z).sample
     except (torch.OutOfMemoryError, RuntimeError) as exc:
-        if not _is_oom(exc):
+        if not out_of_memory(exc):
             raise
         log.warning("VAE decode ran out of memory; retrying in tiles")
         if torch.cuda.is_available():

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -331,12 +332,13 @@ def test_each_image_is_written_when_done_and_an_interrupt_keeps_it(tmp_path, tin
     """Also inline outputs: the results finished before Ctrl-C are printed."""
     import sdxlkit.cli
 
+    @contextmanager
     def interrupt_in_image_two():
         def on_step(done, total):
             if done > total // 2:  # image 2 of 2 has begun: image 1 must be on disk already
                 assert len(list((tmp_path / "out").glob("*.png"))) == 1
                 raise KeyboardInterrupt
-        return on_step
+        yield on_step
 
     monkeypatch.setattr(sdxlkit.cli, "_progress", interrupt_in_image_two)
     task = write_task(tmp_path, numberResults=2, outputFormat="PNG")
@@ -348,6 +350,44 @@ def test_each_image_is_written_when_done_and_an_interrupt_keeps_it(tmp_path, tin
     assert written.suffix == ".png" and f"wrote {written.as_uri()}" in err
     assert json.loads(read_texts(written.read_bytes())["sdxlkit_task"])["seed"] == 5
     assert Image.open(written).size == (128, 128)
+
+
+def _out_of_memory_in_image(index: int, count: int):
+    """A progress bar that raises CUDA's out-of-memory error once image `index` (from 1) of `count` has begun: what
+    the UNet raises on a card the Nth image no longer fits."""
+    import torch
+
+    @contextmanager
+    def progress():
+        def on_step(done, total):
+            if done > total * (index - 1) // count:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "
+                                             "capacity of 8.00 GiB of which 1.05 GiB is free.")
+        yield on_step
+    return progress
+
+
+def test_running_out_of_memory_in_an_image_keeps_the_images_finished_before(tmp_path, tiny_checkpoint, capsys,
+                                                                           monkeypatch):
+    """Inline images exist nowhere else: those finished are answered with the error, which is one line."""
+    import sdxlkit.cli
+
+    monkeypatch.setattr(sdxlkit.cli, "_progress", _out_of_memory_in_image(3, 3))
+    task = write_task(tmp_path, numberResults=3, outputType="base64Data")
+    code, out, err = run_cli(capsys, "run", task, "--models", tiny_checkpoint.parent.parent)
+    assert code == 1
+    answer = json.loads(out)
+    assert [r["seed"] for r in answer["data"]] == [5, 6]
+    assert all(Image.open(io.BytesIO(base64.b64decode(r["imageBase64Data"]))).size == (128, 128) for r in answer["data"])
+    (error,) = answer["errors"]
+    assert error["taskUUID"] == UUID and "CUDA out of memory" in error["message"]
+    assert "Traceback" not in err
+    assert f"error: task {UUID}: CUDA out of memory. Tried to allocate 2.00 GiB" in err and "--lowvram" in err
+
+    monkeypatch.setattr(sdxlkit.cli, "_progress", _out_of_memory_in_image(1, 3))  # nothing finished: the error alone
+    code, out, err = run_cli(capsys, "run", task, "--models", tiny_checkpoint.parent.parent)
+    assert code == 1 and out == ""
+    assert err.startswith("error: CUDA out of memory. Tried to allocate 2.00 GiB") and err.count("\n") == 1
 
 
 def _sdxlkit(*argv, **popen):
