@@ -20,6 +20,7 @@ from .task.model import Task
 
 URL_PREFIXES = ("http://", "https://")
 SDXL_DOWN_BLOCKS = 3
+MAX_ENCODER_IMAGE_ASPECT = 32
 
 
 def task_root(index: int, count: int) -> str:
@@ -206,7 +207,8 @@ def field_problems(task: Task, root: str = "$") -> list[Problem]:
 
 
 def geometry_problems(task: Task, images: dict[str, Image.Image], root: str = "$") -> list[Problem]:
-    """Sizes the images must agree on (only for the images given: an unread image is checked by whoever reads it)."""
+    """Sizes the images must agree on, and shapes an image encoder takes (only for the images given: an unread image
+    is checked by whoever reads it)."""
     problems = []
     seed = images.get("seedImage")
     width, height = task.get("width"), task.get("height")
@@ -221,7 +223,18 @@ def geometry_problems(task: Task, images: dict[str, Image.Image], root: str = "$
     if mask is not None and seed is not None and mask.size != seed.size:
         problems.append(Problem(f"{root}.inputs.maskImage", f"is {mask.width}x{mask.height} but inputs.seedImage is "
                                                             f"{seed.width}x{seed.height}; they must have the same size"))
-    return problems
+    return problems + _encoder_image_problems(images, root)
+
+
+def _encoder_image_problems(images: dict[str, Image.Image], root: str) -> list[Problem]:
+    """IP-Adapter and PhotoMaker images are resized to 224 on their shorter side before their centre is cut out: a
+    thin strip would grow without bound (16384x4 to 917504x224) for 224 columns used."""
+    return [Problem(f"{root}.{field}", f"is {image.width}x{image.height}; its longer side may be at most "
+                    f"{MAX_ENCODER_IMAGE_ASPECT} times its shorter side (it is resized to 224 on its shorter side and "
+                    "its centre 224x224 is used): crop it to the part that shows the subject", "invalidImage")
+            for field, image in images.items()
+            if field.startswith(("ipAdapters[", "photoMaker.images["))
+            and max(image.size) > MAX_ENCODER_IMAGE_ASPECT * min(image.size)]
 
 
 def read_images(task: Task, root: str = "$", *, base_dir: Path | None = None, allow_urls: bool = False,

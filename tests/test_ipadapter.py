@@ -407,3 +407,25 @@ def test_guide_images_are_checked_with_the_task_before_models_load(tmp_path):
     task.data["ipAdapters"][1]["guideImages"].pop()
     images = check_task(task, base_dir=tmp_path)
     assert images["ipAdapters[1].guideImages[0]"].size == (40, 40) and images["ipAdapters[0].guideImages[0]"].mode == "RGB"
+
+
+def test_a_guide_image_or_photo_thinner_than_the_encoders_take_is_refused_by_its_field(tmp_path):
+    """The encoders resize the shorter side to 224 before cutting the centre out: a thin strip is refused before
+    anything grows (16384x4 would become 917504x224)."""
+    from sdxlkit.errors import TaskValidationError
+    from sdxlkit.runnable import MAX_ENCODER_IMAGE_ASPECT, check_task
+
+    Image.new("RGB", (16384, 4)).save(tmp_path / "strip.png")
+    Image.new("RGB", (MAX_ENCODER_IMAGE_ASPECT * 8, 8)).save(tmp_path / "widest.png")
+    Image.new("RGB", (4, MAX_ENCODER_IMAGE_ASPECT * 4 + 1)).save(tmp_path / "tall.png")
+    task = parse_tasks({"taskType": "imageInference", "taskUUID": UUID, "model": "m", "positivePrompt": "a fox img",
+                        "width": 128, "height": 128,
+                        "ipAdapters": [{"model": "runware:55@1", "guideImages": ["strip.png", "widest.png"]}],
+                        "photoMaker": {"images": ["tall.png"]}})[0]
+    with pytest.raises(TaskValidationError) as info:
+        check_task(task, base_dir=tmp_path)
+    problems = {p.path: p for p in info.value.problems}
+    assert set(problems) == {"$.ipAdapters[0].guideImages[0]", "$.photoMaker.images[0]"}
+    assert problems["$.ipAdapters[0].guideImages[0]"].message.startswith(
+        f"is 16384x4; its longer side may be at most {MAX_ENCODER_IMAGE_ASPECT} times its shorter side")
+    assert problems["$.photoMaker.images[0]"].code == "invalidImage"
