@@ -32,6 +32,21 @@ def crop_region(mask: Image.Image, margin: int, aspect: float) -> tuple[int, int
     return nx0, ny0, nx0 + w, ny0 + h
 
 
+def whole_latent_blocks(mask: Image.Image, factor: int = 8) -> Image.Image:
+    """The mask with every factor x factor block holding a pixel to repaint (>= 128) made white. diffusers' inpaint
+    pipelines take the latent mask as each block's top-left pixel (nearest), so a stroke narrower than a block, or a
+    region's top and left rim, would be dropped or kept by where it lies. ComfyUI (bilinear) and A1111 (the block's
+    average, rounded) keep a 6-px stroke; this keeps any stroke, and the paste-back still follows the mask itself."""
+    repaint = np.asarray(mask.convert("L")) >= 128
+    height, width = repaint.shape
+    rows, columns = -(-height // factor), -(-width // factor)
+    padded = np.zeros((rows * factor, columns * factor), dtype=bool)
+    padded[:height, :width] = repaint
+    blocks = padded.reshape(rows, factor, columns, factor).any(axis=(1, 3))
+    whole = blocks.repeat(factor, axis=0).repeat(factor, axis=1)[:height, :width]
+    return Image.fromarray(whole.astype(np.uint8) * 255)
+
+
 def feathered(mask: Image.Image, radius: int) -> Image.Image:
     return mask.filter(ImageFilter.GaussianBlur(radius)) if radius > 0 else mask
 

@@ -108,6 +108,32 @@ def test_inpaint_keeps_pixels_outside_the_mask(components):
     assert (out - src).abs()[..., 50:78, 50:78].mean() > 0.05
 
 
+@pytest.mark.parametrize("columns", [(57, 63), (56, 62)])
+def test_inpaint_repaints_a_stroke_narrower_than_a_latent_block_wherever_it_lies(components, columns):
+    """diffusers reads the latent mask at each 8x8 block's top-left pixel: a 6-px stroke at x 57..62 fell between
+    two reads and was not repainted at all (identical to strength 0), the same stroke at x 56..61 was."""
+    source = _picture(seed=5)
+    mask = Image.new("L", (128, 128), 0)
+    mask.paste(255, (columns[0], 16, columns[1], 112))
+    repainted, kept = (generate(components, gen(seed_image=source, mask_image=mask, strength=strength))[0][0]
+                       for strength in (1.0, 0.0))
+    assert (repainted - kept).abs()[..., 24:104, columns[0]:columns[1]].mean() > 0.05
+
+
+def test_whole_latent_blocks_whitens_every_block_a_repaint_pixel_touches():
+    from sdxlkit.masking import whole_latent_blocks
+
+    mask = Image.new("L", (36, 20), 0)
+    mask.putpixel((9, 3), 200)  # block (0, 1)
+    mask.putpixel((35, 19), 128)  # the last, partial block (2, 4)
+    mask.putpixel((20, 12), 127)  # under half: not to repaint
+    blocks = np.asarray(whole_latent_blocks(mask))
+    expected = np.zeros((20, 36), dtype=np.uint8)
+    expected[0:8, 8:16] = 255
+    expected[16:20, 32:36] = 255
+    assert blocks.shape == (20, 36) and np.array_equal(blocks, expected)
+
+
 def test_inpaint_with_mask_margin_repaints_only_the_crop(components):
     source = _picture((256, 128), seed=2)
     mask = Image.new("L", (256, 128), 0)

@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..loading.components import SDXLComponents
 from ..loading.residency import make_room, using, working_bytes
+from ..masking import whole_latent_blocks
 from ..schedulers import batchable, make_scheduler
 from .unet import UNetPart, assembled_unet
 
@@ -102,7 +103,7 @@ def denoise(components: SDXLComponents, p: DenoisePass, on_step: OnStep | None =
         kwargs.update(image=p.image_latents, strength=p.strength, denoising_start=p.denoising_start,
                       aesthetic_score=p.aesthetic_score, negative_aesthetic_score=p.negative_aesthetic_score)
     if p.kind == "inpaint":
-        kwargs.update(mask_image=p.mask)
+        kwargs.update(mask_image=whole_latent_blocks(p.mask))
     make_room(components, working_bytes(p.width, p.height, components.dtype.itemsize, len(p.seeds)))
     with using(components, "unet"), assembled_unet(components.unet, p.parts, scheduler) as unet:
         return _pipeline(p.kind, components, scheduler, unet)(**kwargs).images
