@@ -159,7 +159,8 @@ def _controls(components: SDXLComponents, gen: Generation, box: tuple[int, int, 
 def unet_parts(components: SDXLComponents, gen: Generation, embeds, box: tuple[int, int, int, int] | None = None,
                pass_size: tuple[int, int] | None = None) -> list[UNetPart]:
     """Everything that acts on the UNet during a pass of `gen` with `embeds`, outermost first; `box` is the region
-    being repainted (in the generation's pixels) and `pass_size` the pass's size when it is not the generation size."""
+    being repainted (in the generation's pixels) and `pass_size` the pass's size when it is not the generation size.
+    `gen.steps` is the pass's schedule (its num_inference_steps)."""
     parts: list[UNetPart] = []
     if isinstance(embeds, IdentityEmbeds):  # outermost: the parts inside see the prompt of the step
         parts.append(IdentityPart(embeds, start_merge_step(gen.photomaker.strength, gen.steps), guidance=gen.cfg > 1))

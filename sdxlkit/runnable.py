@@ -96,7 +96,8 @@ def _adapters(task: Task, root: str) -> list[Problem]:
 
 def _photomaker(task: Task, root: str) -> list[Problem]:
     """PhotoMaker finds the person through its trigger word in the prompt, at token level (plain or sdEmbeds
-    prompts): a prompt without it would silently lose the identity the task asks for, so it is refused."""
+    prompts): a prompt without it would silently lose the identity the task asks for, so it is refused. The face
+    detailer repaints faces with the identity too, so its own prompt, when given, needs the trigger word as well."""
     if not task.has("photoMaker"):
         return []
     from .loading.tokenizers import load_clip_tokenizers
@@ -109,8 +110,16 @@ def _photomaker(task: Task, root: str) -> list[Problem]:
     if weighting == "compel":
         return [Problem(f"{root}.promptWeighting", "PhotoMaker works on the prompt's tokens, which compel builds "
                                                    "itself: use 'sdEmbeds' or no promptWeighting with photoMaker")]
-    error = trigger_error(load_clip_tokenizers()[0], task.get("positivePrompt"), weighting)
-    return [Problem(f"{root}.positivePrompt", error)] if error else []
+    tokenizer = load_clip_tokenizers()[0]
+    error = trigger_error(tokenizer, task.get("positivePrompt"), weighting)
+    problems = [Problem(f"{root}.positivePrompt", error)] if error else []
+    face_prompt = task.get("ultralytics.positivePrompt")  # empty or absent: the face pass uses positivePrompt
+    error = trigger_error(tokenizer, face_prompt, weighting) if face_prompt else None
+    if error:
+        problems.append(Problem(f"{root}.ultralytics.positivePrompt", "with photoMaker the face detailer repaints "
+                                "faces with the identity, so its prompt needs the trigger word as positivePrompt "
+                                f"does (or leave it out to use positivePrompt): {error}"))
+    return problems
 
 
 PROMPT_FIELDS = ("positivePrompt", "negativePrompt", "ultralytics.positivePrompt", "ultralytics.negativePrompt")

@@ -193,8 +193,8 @@ def test_face_task_without_faces_gives_the_plain_image(tmp_path, tiny_checkpoint
 
 def test_face_prompts_fall_back_to_the_task_prompts(components, monkeypatch):
     seen = []
-    monkeypatch.setattr(detailer_module, "prompt_embeds", lambda c, g, p, n, cfg: seen.append((p, n, cfg)) or
-                        __import__("sdxlkit.generate", fromlist=["x"]).prompt_embeds(c, g, p, n, cfg))
+    monkeypatch.setattr(detailer_module, "prompt_embeds", lambda c, g, p, n, cfg, photomaker: seen.append((p, n, cfg)) or
+                        __import__("sdxlkit.generate", fromlist=["x"]).prompt_embeds(c, g, p, n, cfg, photomaker))
     image = _to_tensor(picture())
     box = [Box(60, 50, 80, 70, 0.9)]
     detail_faces(components, gen(negative_prompt="blurry"), image, 1, detector=StubDetector(box))

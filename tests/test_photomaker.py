@@ -1,5 +1,6 @@
 """PhotoMaker V1: trigger-word token replacement and fusion against the reference's formulas, the start step by step
-index, the UNet LoRA, the style templates' exact text, task checks and bad files."""
+index (txt2img, and img2img, inpaint, hires refine and face passes on their full schedule), the UNet LoRA, the style
+templates' exact text, task checks and bad files."""
 
 import os
 import pickle
@@ -20,6 +21,7 @@ from sdxlkit.photomaker.files import lora_weights, read_photomaker
 from sdxlkit.photomaker.part import start_merge_step
 from sdxlkit.photomaker.prompt import encode_identity_prompts
 from sdxlkit.prompts import encode_prompts
+from sdxlkit.runnable import field_problems
 from sdxlkit.runner import RunOptions, prepare, run_tasks
 from sdxlkit.sampling import UNetPart
 from sdxlkit.task import schema
@@ -206,6 +208,118 @@ def test_the_identity_switch_is_the_outermost_part_so_an_ip_adapter_runs_on_the_
         assert torch.equal(recorder.states[step], (embeds.identity if step > start else embeds).prompt_embeds[0]), step
 
 
+def reference_identity_steps(schedule: int, ratio: int, run: int) -> list[bool]:
+    """TencentARC's loop (pipeline.py: text-only prompt `if i <= start_merge_step`, else the identity prompt; the demo's
+    start_merge_step = int(style_strength_ratio / 100 * steps), at most 30), i indexing a schedule of `schedule` steps
+    of which the pass runs the last `run` (diffusers' img2img/inpaint): per step run, whether it sees the identity."""
+    start = min(int(ratio / 100 * schedule), 30)
+    return [i > start for i in range(schedule - run, schedule)]
+
+
+@pytest.fixture
+def passes(monkeypatch):
+    """A Recorder per denoising pass (unet_parts is called once per pass), the face detailer's passes included."""
+    import sdxlkit.generate as generate_module
+    from sdxlkit.faces import detailer
+
+    recorders, original = [], generate_module.unet_parts
+
+    def parts(*args, **kwargs):
+        recorders.append(Recorder())
+        return original(*args, **kwargs) + [recorders[-1]]
+
+    monkeypatch.setattr(generate_module, "unet_parts", parts)
+    monkeypatch.setattr(detailer, "unet_parts", parts)
+    return recorders
+
+
+def identity_seen(recorder, embeds) -> list[bool]:
+    """Per UNet call of a pass: whether it got the identity prompt; any call must get that or the text-only prompt."""
+    seen = []
+    for step in sorted(recorder.states):
+        got = recorder.states[step], recorder.pooled[step]
+        identity = embeds.identity.prompt_embeds[0], embeds.identity.pooled_prompt_embeds[0]
+        text_only = embeds.prompt_embeds[0], embeds.pooled_prompt_embeds[0]
+        merged = all(map(torch.equal, got, identity))
+        assert merged or all(map(torch.equal, got, text_only)), f"step {step}: neither PhotoMaker prompt"
+        seen.append(merged)
+    return seen
+
+
+def _run_embeds(model, gen):
+    from sdxlkit.generate import prompt_embeds
+
+    return prompt_embeds(model, gen, gen.prompt, gen.negative_prompt, gen.cfg, gen.photomaker)
+
+
+@pytest.mark.parametrize("scheduler", ["Euler", "DDIM"])  # DDIM keeps no begin_index: its start is found by timestep
+@pytest.mark.parametrize("steps,ratio,strength,run", [
+    (30, 30, 0.3, 9),  # start step 9 of 30; the pass runs steps 21..29
+    (10, 50, 0.8, 8),  # start step 5 falls inside the pass (steps 2..9)
+])
+def test_img2img_merges_the_identity_where_the_full_schedule_does(pm, model, passes, scheduler, steps, ratio,
+                                                                   strength, run):
+    gen = _gen(pm, steps=steps, scheduler=scheduler, seed_image=photos(1)[0], strength=strength,
+               photomaker=PhotoMakerRequest(pm[2], photos(2), strength=ratio))
+    generate(model, gen)
+    (recorder,) = passes
+    assert identity_seen(recorder, _run_embeds(model, gen)) == reference_identity_steps(steps, ratio, run)
+
+
+@pytest.mark.parametrize("steps,ratio,strength,run", [(30, 30, 0.25, 7), (10, 40, 0.7, 7)])
+def test_inpaint_merges_the_identity_where_the_full_schedule_does(pm, model, passes, steps, ratio, strength, run):
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    gen = _gen(pm, steps=steps, seed_image=photos(1)[0], mask_image=mask, strength=strength,
+               photomaker=PhotoMakerRequest(pm[2], photos(2), strength=ratio))
+    generate(model, gen)
+    (recorder,) = passes
+    assert identity_seen(recorder, _run_embeds(model, gen)) == reference_identity_steps(steps, ratio, run)
+
+
+def test_before_a_refiner_the_base_steps_merge_the_identity_where_the_full_schedule_does(pm, model, passes,
+                                                                                        refiner_models):
+    from sdxlkit.refiner import RefinerRequest
+
+    gen = _gen(pm, steps=10, seed_image=photos(1)[0], strength=0.8, refiner=RefinerRequest(refiner_models.single, 8))
+    generate(model, gen)
+    (base,) = passes  # the refiner's pass has none of the base's parts
+    assert identity_seen(base, _run_embeds(model, gen)) == reference_identity_steps(10, 50, 8)[:6]  # it takes 8, 9
+
+
+def test_the_hires_refine_pass_merges_the_identity_on_its_own_schedule(pm, model, passes, tmp_path):
+    from sdxlkit.hires import HiresFix
+    from sdxlkit.tiny_upscaler import tiny_esrgan_state_dict, write_upscaler
+
+    upscaler = write_upscaler(tiny_esrgan_state_dict(seed=3), tmp_path / "RealESRGAN_x4plus.safetensors")
+    gen = _gen(pm, width=128, height=128, steps=4,
+               hires=HiresFix(upscaler=upscaler, steps=3, strength=0.6, first_pass_area=64 * 64))
+    generate(model, gen)
+    first, refine = passes
+    embeds = _run_embeds(model, gen)
+    assert identity_seen(first, embeds) == reference_identity_steps(4, 50, 4)
+    assert identity_seen(refine, embeds) == reference_identity_steps(5, 50, 3)  # 3 steps at 0.6: a 5-step schedule
+
+
+@pytest.mark.parametrize("face_prompt", [None, "a close-up photo of a woman img smiling"])
+def test_the_face_pass_repaints_with_the_identity(pm, model, passes, monkeypatch, face_prompt):
+    from types import SimpleNamespace
+
+    from sdxlkit.faces import Box, FaceDetailer, detailer
+    from sdxlkit.generate import prompt_embeds
+
+    stub = SimpleNamespace(detect=lambda image, confidence: [Box(16, 16, 40, 44, 0.9)])
+    monkeypatch.setattr(detailer, "DETECTORS", SimpleNamespace(get=lambda path, device: stub))
+    faces = FaceDetailer(detector=None, confidence=0.5, padding=4, blur=2, inpaint_size=64, steps=3, cfg=4.0,
+                         strength=0.5, prompt=face_prompt)
+    gen = _gen(pm, faces=faces)
+    generate(model, gen)
+    base, face = passes
+    assert identity_seen(base, _run_embeds(model, gen)) == reference_identity_steps(6, 50, 6)
+    face_embeds = prompt_embeds(model, gen, face_prompt or gen.prompt, gen.negative_prompt, 4.0, gen.photomaker)
+    assert identity_seen(face, face_embeds) == reference_identity_steps(6, 50, 3)  # 3 steps at 0.5: a 6-step schedule
+
+
 def test_start_step_is_capped_at_30():
     assert start_merge_step(50, 100) == 30 and start_merge_step(20, 50) == 10 and start_merge_step(15, 30) == 4
 
@@ -253,11 +367,18 @@ def _task(**fields):
     ({"positivePrompt": "a man img and a woman img"}, "$.positivePrompt", "found it 2 times"),
     ({"positivePrompt": "img of a man"}, "$.positivePrompt", "must follow a class word"),
     ({"promptWeighting": "compel"}, "$.promptWeighting", "sdEmbeds"),
+    ({"ultralytics": {"positivePrompt": "a detailed face"}}, "$.ultralytics.positivePrompt",
+     "face detailer repaints faces with the identity, so its prompt needs the trigger word"),
 ])
 def test_prompts_photomaker_cannot_use_are_refused_before_loading(adapter_models, fields, path, words):
     with pytest.raises(TaskValidationError) as info:
         prepare(_task(**fields), RunOptions(models_dir=adapter_models.root))
     assert info.value.problems[0].path == path and words in info.value.problems[0].message
+
+
+def test_a_face_prompt_left_out_or_empty_is_positive_prompt_and_one_given_carries_the_trigger():
+    for faces in ({}, {"positivePrompt": ""}, {"positivePrompt": "a detailed face of a man img"}):
+        assert field_problems(_task(ultralytics=faces)) == [], faces
 
 
 def test_a_task_runs_with_style_and_photos(pm, adapter_models, tmp_path):

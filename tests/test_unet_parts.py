@@ -1,4 +1,5 @@
-"""The pass UNet: parts run outermost first with the step index of the pass, and are always detached."""
+"""The pass UNet: parts run outermost first with the step index of the pass (and of the full schedule), and are
+always detached."""
 
 from types import SimpleNamespace
 
@@ -43,6 +44,27 @@ def test_parts_run_outermost_first_with_step_indices_and_detach_in_reverse():
     assert calls == [(n, i, 3) for i in range(3) for n in ("outer", "inner")]
     assert log[:2] == [("attach", "outer"), ("attach", "inner")]
     assert log[-2:] == [("detach", "inner"), ("detach", "outer")]
+
+
+class Positions(UNetPart):
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, call, forward):
+        self.seen.append((call.step, call.total, call.schedule_step))
+        return forward(call)
+
+
+@pytest.mark.parametrize("scheduler", [
+    SimpleNamespace(timesteps=torch.tensor([900, 700, 500, 300, 100]), begin_index=2),  # set by diffusers' img2img
+    SimpleNamespace(timesteps=torch.tensor([900, 700, 500, 300, 100])),  # DDIM keeps none: found by the timestep
+])
+def test_a_pass_that_starts_part_way_knows_where_in_the_schedule_it_is(scheduler):
+    part = Positions()
+    with assembled_unet(EchoUNet(), [part], scheduler) as unet:
+        for t in (500, 300, 100):
+            unet(torch.zeros(1), torch.tensor(t), torch.ones(1), added_cond_kwargs=None)
+    assert part.seen == [(0, 3, 2), (1, 3, 3), (2, 3, 4)]
 
 
 def test_parts_are_detached_after_an_interrupt():

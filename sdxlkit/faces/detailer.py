@@ -6,7 +6,8 @@ scaled by CROP_FACTOR (Impact's crop_factor 3.0) about its centre, shifted to li
 resized so its longer side is `inpaint_size` (both sides multiples of 8), inpainted under the mask with exactly
 `steps` UNet evaluations at `strength` with seed + face index, decoded, resized back and pasted into the image
 with the crop's mask feathered as Impact's tensor_gaussian_blur_mask (sigma 10, a kernel of 2 x `blur` + 1). Faces are done one after another, each on the
-image the previous one left. No face found: the image is returned unchanged (and that is logged).
+image the previous one left. No face found: the image is returned unchanged (and that is logged). With PhotoMaker
+the face pass is conditioned with the identity like the run's other passes (its prompt carries the trigger word).
 """
 
 from __future__ import annotations
@@ -74,9 +75,9 @@ def _face_pass(components, gen: Generation, image: torch.Tensor, face, seed: int
     size = pass_size(crop, settings.inpaint_size)
     mask = Image.new("L", full.size, 0)
     ImageDraw.Draw(mask).rectangle((face[0], face[1], face[2] - 1, face[3] - 1), fill=255)
-    face_gen = replace(gen, cfg=settings.cfg)
-    p = DenoisePass(kind="inpaint", width=size[0], height=size[1], steps=schedule_for(settings.steps, settings.strength),
-                    cfg=settings.cfg, scheduler=gen.scheduler, seeds=[seed], embeds=embeds,
+    face_gen = replace(gen, cfg=settings.cfg, steps=schedule_for(settings.steps, settings.strength))
+    p = DenoisePass(kind="inpaint", width=size[0], height=size[1], steps=face_gen.steps, cfg=settings.cfg,
+                    scheduler=gen.scheduler, seeds=[seed], embeds=embeds,
                     parts=unet_parts(components, face_gen, embeds, crop, size),
                     image_latents=_source_latents(components, full.crop(crop).resize(size, Image.LANCZOS), [seed]),
                     mask=mask.crop(crop).resize(size, Image.NEAREST), strength=settings.strength)
@@ -99,7 +100,7 @@ def detail_faces(components, gen: Generation, image: torch.Tensor, seed: int, on
         return image
     embeds = prompt_embeds(components, gen, settings.prompt or gen.prompt,
                            gen.negative_prompt if settings.negative_prompt is None else settings.negative_prompt,
-                           settings.cfg)
+                           settings.cfg, photomaker=gen.photomaker)
     size = (image.shape[-1], image.shape[-2])
     for index, box in enumerate(boxes):
         face = face_box(box, settings.padding, size)

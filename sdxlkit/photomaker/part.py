@@ -1,6 +1,11 @@
 """PhotoMaker's delayed identity as a UNet part: at denoising steps i <= start_merge_step the UNet sees the
 text-only prompt, afterwards the identity prompt (embeddings and pooled embedding), as PhotoMaker's pipeline loop
-does; the negative half of a guided batch is left alone."""
+does; the negative half of a guided batch is left alone.
+
+i indexes the pass's full schedule, as the reference's loop over the scheduler's timesteps does, and
+start_merge_step is computed on that schedule's num_inference_steps: an img2img or inpaint pass (the hires refine
+and face passes too) starts part-way into its schedule, so its first step is not i = 0 and the identity comes in
+where the schedule says, not after start_merge_step steps of the pass."""
 
 from __future__ import annotations
 
@@ -22,9 +27,9 @@ class IdentityPart(UNetPart):
         self.identity_steps: list[int] = []  # steps that saw the identity prompt
 
     def __call__(self, call: UNetCall, forward):
-        merged = call.step > self.start_step
+        merged = call.schedule_step > self.start_step
         if merged:
-            self.identity_steps.append(call.step)
+            self.identity_steps.append(call.schedule_step)
         embeds = self.identity if merged else self.text_only
         rows = call.encoder_hidden_states.shape[0]
         first = rows // 2 if self.guidance else 0  # [uncond, cond] under classifier-free guidance

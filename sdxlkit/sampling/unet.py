@@ -26,9 +26,15 @@ class UNetCall:
     kwargs: dict = field(default_factory=dict)  # down/mid residuals, cross_attention_kwargs, return_dict, ...
     step: int = 0  # index of this denoising step in the pass
     total: int = 1  # denoising steps the pass runs
+    begin: int = 0  # steps of the scheduler's full schedule before the pass's first (img2img/inpaint start part-way)
     # what outer parts' Python state makes the UNet compute differently at this call, beyond its inputs (DeepCache's
     # cached steps): a CUDA graph replays only calls of the variant it was captured on (cuda_graph.py)
     variant: tuple = ()
+
+    @property
+    def schedule_step(self) -> int:
+        """Index of this step in the full schedule, as a loop over all of the scheduler's timesteps counts it."""
+        return self.begin + self.step
 
 
 Forward = Callable[[UNetCall], Any]
@@ -64,24 +70,33 @@ class StandIn(torch.nn.Module):
 
 class PassUNet(StandIn):
     """Stands in for the UNet in a pipeline: call n of the pass is denoising step n (diffusers' loops call the UNet
-    once per iteration, both CFG halves in one batch); the steps left to run are read off the scheduler."""
+    once per iteration, both CFG halves in one batch); where the pass starts in the scheduler's schedule, and so the
+    steps it runs, is read off the scheduler at its first call."""
 
     def __init__(self, unet: torch.nn.Module, parts: Sequence[UNetPart], scheduler):
         super().__init__(unet)
         self.parts = list(parts)
         self.scheduler = scheduler
         self.calls = 0
+        self.begin = 0
 
-    def _iterations(self) -> int:
-        return len(self.scheduler.timesteps) - (getattr(self.scheduler, "begin_index", None) or 0)
+    def _begin(self, timestep: torch.Tensor) -> int:
+        """The index of the pass's first step in the scheduler's timesteps: diffusers' img2img and inpaint slice the
+        schedule and set its begin_index; DDIM, DDPM and PNDM keep none, so their first timestep is looked up (PNDM
+        repeats its second timestep: a pass starting on the repeat is placed one step early)."""
+        if hasattr(self.scheduler, "begin_index"):
+            return self.scheduler.begin_index or 0
+        return int((self.scheduler.timesteps == timestep).nonzero()[0])
 
     def _run_unet(self, call: UNetCall):
         return self.inner(call.sample, call.timestep, call.encoder_hidden_states,
                          added_cond_kwargs=call.added_cond_kwargs, **call.kwargs)
 
     def forward(self, sample, timestep, encoder_hidden_states, *, added_cond_kwargs=None, **kwargs):
-        call = UNetCall(sample, timestep, encoder_hidden_states, added_cond_kwargs, kwargs,
-                        step=self.calls, total=self._iterations())
+        if self.calls == 0:
+            self.begin = self._begin(timestep)
+        call = UNetCall(sample, timestep, encoder_hidden_states, added_cond_kwargs, kwargs, step=self.calls,
+                        total=len(self.scheduler.timesteps) - self.begin, begin=self.begin)
         self.calls += 1
         return self._through(0, call)
 
