@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..sampling.token_mask import real_token_rows
 from ..sampling.unet import UNetCall, UNetPart
 from ..sampling.window import StepWindow
 from .scales import residual_scales, zeroes_uncond
@@ -36,6 +37,23 @@ def scaled_residuals(control: Control, raw_down: list[torch.Tensor], raw_mid: to
     return down, mid
 
 
+def _raw_residuals(control: Control, call: UNetCall) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The ControlNet's residuals for the call's rows, each run of rows on its own tokens when the conditioning was
+    padded (sampling.token_mask: ControlNetModel takes no attention mask)."""
+    sample = call.sample[:, :control.model.config.in_channels]
+    cond = control.image.to(sample.device, sample.dtype).expand(sample.shape[0], -1, -1, -1)
+    runs = []
+    for rows, tokens in real_token_rows(call):
+        timestep = call.timestep if torch.as_tensor(call.timestep).ndim == 0 else call.timestep[rows]
+        runs.append(control.model(
+            sample[rows], timestep, encoder_hidden_states=call.encoder_hidden_states[rows, :tokens],
+            controlnet_cond=cond[rows], conditioning_scale=1.0,
+            added_cond_kwargs={name: value[rows] for name, value in call.added_cond_kwargs.items()}, return_dict=False))
+    if len(runs) == 1:
+        return list(runs[0][0]), runs[0][1]
+    return [torch.cat(layer) for layer in zip(*(run[0] for run in runs))], torch.cat([run[1] for run in runs])
+
+
 class ControlNetPart(UNetPart):
     """Calls each ControlNet active at the current step and sums their residuals into the UNet call."""
 
@@ -46,17 +64,12 @@ class ControlNetPart(UNetPart):
 
     def __call__(self, call: UNetCall, forward):
         down_sum = mid_sum = None
-        sample = call.sample
         for position, control in enumerate(self.controls):
             if not control.window.active(call.step, call.total):
                 continue
             self.active_steps[position].append(call.step)
-            cond = control.image.to(sample.device, sample.dtype).expand(sample.shape[0], -1, -1, -1)
-            raw_down, raw_mid = control.model(
-                sample[:, :control.model.config.in_channels], call.timestep,
-                encoder_hidden_states=call.encoder_hidden_states, controlnet_cond=cond, conditioning_scale=1.0,
-                added_cond_kwargs=call.added_cond_kwargs, return_dict=False)
-            down, mid = scaled_residuals(control, list(raw_down), raw_mid, self.guidance)
+            raw_down, raw_mid = _raw_residuals(control, call)
+            down, mid = scaled_residuals(control, raw_down, raw_mid, self.guidance)
             down_sum = down if down_sum is None else [a + b for a, b in zip(down_sum, down)]
             mid_sum = mid if mid_sum is None else mid_sum + mid
         if down_sum is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import SdxlKitError
 from ..prompts.a1111 import BREAK
-from ..prompts.alignment import repeat_to_common_length
+from ..prompts.alignment import repeat_to_common_length, unpadded
 from ..prompts.chunking import CHUNK_LENGTH, build_chunks, tokenize_fragment
 from ..prompts.embeds import PromptEmbeds
 from ..prompts.encode import comma_backtrack, encode_prompts, parser
@@ -107,8 +107,10 @@ def encode_identity_prompts(tokenizers, text_encoders, encoder, pixel_values, pr
     mask[positions] = True
     with torch.no_grad():
         fused = encoder(pixel_values.to(embeds.device), embeds, mask.to(embeds.device))
-    negatives = () if text_only.negative_prompt_embeds is None else (text_only.negative_prompt_embeds,)
-    plain, fused, *negatives = repeat_to_common_length(text_only.prompt_embeds, fused, *negatives)
+    negatives = () if text_only.negative_prompt_embeds is None else (
+        unpadded(text_only.negative_prompt_embeds, text_only.negative_mask),)
+    plain, fused, *negatives = repeat_to_common_length(unpadded(text_only.prompt_embeds, text_only.prompt_mask),
+                                                       fused, *negatives)
     negative_embeds = negatives[0] if negatives else None
     return IdentityEmbeds(plain, text_only.pooled_prompt_embeds, negative_embeds,
                           text_only.negative_pooled_prompt_embeds,

@@ -6,7 +6,7 @@ from contextlib import nullcontext
 
 from ..errors import SdxlKitError
 from .a1111 import parse_a1111
-from .alignment import repeat_to_common_length
+from .alignment import aligned
 from .chunking import COMMA_BACKTRACK, build_chunks
 from .embeds import PromptEmbeds
 from .text_encoding import check_clip_skip, encode_chunks, execution_device
@@ -45,8 +45,7 @@ def comma_backtrack(weighting: str | None) -> int:
 
 
 def _encode_chunked(tokenizers, text_encoders, prompt, negative, clip_skip, negative_clip_skip, weighting):
-    """Plain and sdEmbeds: our chunking (A1111's comma back-tracking under sdEmbeds); see ``alignment`` for the
-    positive/negative lengths."""
+    """Plain and sdEmbeds: our chunking (A1111's comma back-tracking under sdEmbeds)."""
     parse = parser(weighting)
     weighted = weighting == "sdEmbeds"
     backtrack = comma_backtrack(weighting)
@@ -61,7 +60,6 @@ def _encode_chunked(tokenizers, text_encoders, prompt, negative, clip_skip, nega
     if negative is None:
         return embeds, pooled, None, None
     neg_embeds, neg_pooled = encode(negative, negative_clip_skip)
-    embeds, neg_embeds = repeat_to_common_length(embeds, neg_embeds)
     return embeds, pooled, neg_embeds, neg_pooled
 
 
@@ -72,7 +70,6 @@ def _encode_compel(tokenizers, text_encoders, prompt, negative, clip_skip, negat
     if negative is None:
         return embeds, pooled, None, None
     neg_embeds, neg_pooled = encode_compel(tokenizers, text_encoders, negative, negative_clip_skip)
-    embeds, neg_embeds = repeat_to_common_length(embeds, neg_embeds)
     return embeds, pooled, neg_embeds, neg_pooled
 
 
@@ -99,8 +96,9 @@ def encode_prompts(
     Length: the prompt's tokens are cut into 75-token chunks (under ``"sdEmbeds"`` with A1111's comma
     back-tracking, see :func:`sdxlkit.prompts.chunking.build_chunks`), each wrapped in BOS/EOS, padded to 77 and
     encoded by both encoders; the chunks are concatenated along the sequence axis (A1111 / sd_embed). Positive
-    and negative of different lengths are each repeated to a common length, as ComfyUI does, which leaves
-    attention unchanged (:mod:`sdxlkit.prompts.alignment`). A prompt of up to 75 tokens gives exactly
+    and negative of different lengths are brought to one length in a way that leaves attention unchanged:
+    repeated, or padded with ``prompt_mask``/``negative_mask`` marking their own tokens
+    (:mod:`sdxlkit.prompts.alignment`). A prompt of up to 75 tokens gives exactly
     ``StableDiffusionXLPipeline.encode_prompt``'s result.
 
     Pooled embedding: bigG's ``text_embeds`` of the **first** chunk. That is what A1111 (``zs[0].pooled``),
@@ -172,6 +170,7 @@ def encode_prompts(
     elif zero_negative:
         neg_embeds, neg_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
     elif neg_embeds is not None:
-        neg_embeds = neg_embeds.to(dtype=dtype, device=device)
+        embeds, neg_embeds, mask, neg_mask = aligned(embeds, neg_embeds.to(dtype=dtype, device=device))
         neg_pooled = neg_pooled.to(dtype=dtype, device=device)
+        return PromptEmbeds(embeds, pooled, neg_embeds, neg_pooled, mask, neg_mask)
     return PromptEmbeds(embeds, pooled, neg_embeds, neg_pooled)

@@ -21,6 +21,7 @@ from ..loading.components import SDXLComponents
 from ..loading.residency import make_room, using, working_bytes
 from ..masking import whole_latent_blocks
 from ..schedulers import batchable, make_scheduler
+from .token_mask import token_mask_parts
 from .unet import UNetPart, assembled_unet
 
 OnStep = Callable[[int, int], None]
@@ -105,5 +106,6 @@ def denoise(components: SDXLComponents, p: DenoisePass, on_step: OnStep | None =
     if p.kind == "inpaint":
         kwargs.update(mask_image=whole_latent_blocks(p.mask))
     make_room(components, working_bytes(p.width, p.height, components.dtype.itemsize, len(p.seeds)))
-    with using(components, "unet"), assembled_unet(components.unet, p.parts, scheduler) as unet:
+    parts = token_mask_parts(e, guidance=p.cfg > 1) + p.parts  # outermost: every part inside sees the mask
+    with using(components, "unet"), assembled_unet(components.unet, parts, scheduler) as unet:
         return _pipeline(p.kind, components, scheduler, unet)(**kwargs).images
