@@ -38,6 +38,10 @@ def test_compiled_blocks_change_no_result_and_nothing_recompiles(adapter_models,
     ((image, _),) = generate(compiled, changed)
     ((expected, _),) = generate(plain, changed)
     assert torch.allclose(image, expected, atol=1e-5)
+    longer = gen(prompt="a red boat in fog, " * 30, negative_prompt="blurry, " * 60)  # 3 and 2 chunks, repeated to 6
+    ((image, _),) = generate(compiled, longer)
+    ((expected, _),) = generate(plain, longer)
+    assert torch.allclose(image, expected, atol=1e-5)
 
 
 def test_compile_cache_folder(monkeypatch, tmp_path):

@@ -4,8 +4,11 @@ than minutes for the whole network, with inductor's caches kept on disk so that 
 Parts never patch a compiled block (DeepCache stands in for whole modules).
 
 What a block sees does not change with the prompt, the seed, the step count or LoRA weights (LoRAs are merged into
-the weights, which are inputs of the compiled code, not constants), so none of these recompiles; a new image size,
-batch size or guidance on/off compiles the blocks once more for that shape.
+the weights, which are inputs of the compiled code, not constants), so none of these recompiles. The prompt's
+length (77 tokens per chunk) is compiled as a symbol: every UNet call marks its conditioning's token axis dynamic
+(outside the blocks: dynamo cannot trace the mark), so a prompt of another chunk count runs the same code. A new
+image size, batch size or guidance on/off compiles the blocks once more for that shape, and so does a padded
+conditioning's length (its mask is compared with it: prompts.alignment).
 """
 
 from __future__ import annotations
@@ -37,4 +40,13 @@ def compile_unet(unet, backend: str = "inductor") -> int:
     blocks = [m for m in unet.modules() if type(m).__name__ in COMPILED_BLOCKS]
     for block in blocks:
         block.compile(backend=backend, fullgraph=True, dynamic=False)
+    unet.register_forward_pre_hook(_token_axis_dynamic, with_kwargs=True)
     return len(blocks)
+
+
+def _token_axis_dynamic(unet, args, kwargs) -> None:
+    import torch
+
+    states = args[2] if len(args) > 2 else kwargs.get("encoder_hidden_states")
+    if states is not None:
+        torch._dynamo.maybe_mark_dynamic(states, 1)
