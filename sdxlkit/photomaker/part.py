@@ -24,13 +24,9 @@ class IdentityPart(UNetPart):
         self.text_only, self.identity = embeds, embeds.identity  # an IdentityEmbeds (photomaker.prompt)
         self.start_step = start_step
         self.guidance = guidance
-        self.identity_steps: list[int] = []  # steps that saw the identity prompt
 
     def __call__(self, call: UNetCall, forward):
-        merged = call.schedule_step > self.start_step
-        if merged:
-            self.identity_steps.append(call.schedule_step)
-        embeds = self.identity if merged else self.text_only
+        embeds = self.identity if call.schedule_step > self.start_step else self.text_only
         rows = call.encoder_hidden_states.shape[0]
         first = rows // 2 if self.guidance else 0  # [uncond, cond] under classifier-free guidance
         states = call.encoder_hidden_states.clone()
