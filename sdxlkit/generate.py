@@ -30,7 +30,7 @@ from .loading.lru import file_key
 from .loading.residency import bringing, extras_device, using
 from .lora import apply_loras
 from .photomaker.part import IdentityPart, start_merge_step
-from .photomaker.prompt import IdentityEmbeds
+from .photomaker.prompt import IdentityEmbeds, without_trigger
 from .photomaker.request import PhotoMakerRequest, identity_embeds, photomaker_loras
 from .prompts import encode_prompts
 from .refiner import RefinerRequest
@@ -296,7 +296,8 @@ def generate_each(components: SDXLComponents, gen: Generation, on_step: OnStep |
     refining = None
     if gen.refiner is not None:
         refiner = load_refiner(components, gen.refiner)
-        refining = Refining(refiner, prompt_embeds(refiner, gen, gen.prompt, gen.negative_prompt, gen.cfg), gen.refiner)
+        prompt = gen.prompt if gen.photomaker is None else without_trigger(gen.prompt)
+        refining = Refining(refiner, prompt_embeds(refiner, gen, prompt, gen.negative_prompt, gen.cfg), gen.refiner)
     size = batch_size(components, gen) if batch is None else batch
     if size > 1 and not shares_a_pass(gen):
         raise ValueError(f"the images of this generation cannot share a pass (scheduler {gen.scheduler!r} or the "

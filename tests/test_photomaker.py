@@ -445,3 +445,40 @@ def test_bad_files_are_refused_naming_the_file(pm, tmp_path):
         build_encoder(write_photomaker(wrong, tmp_path / "wrong.bin"), WIDTHS)
     with pytest.raises(ModelLoadError, match="photomaker-v1.bin: its ID embeddings are 32\\+64 wide"):
         build_encoder(path, (768, 1280))
+
+
+@pytest.mark.parametrize("weighting", [None, "sdEmbeds"])
+@pytest.mark.parametrize("prompt", ["a photo of a man img", "a woman IMG, smiling in a garden",
+                                    "(a man img:1.2) at night BREAK neon", "portrait of a girl img_2 by the sea",
+                                    "a man img's portrait, imgur logo"])
+def test_the_refiners_prompt_is_the_text_only_prompts_tokens(prompt, weighting):
+    """The text-only prompt of TencentARC's pipeline is the prompt's tokens without the trigger token: the refiner,
+    which has no identity to fill in, gets those (it encoded 'img' as a word before)."""
+    from sdxlkit.loading.tokenizers import load_clip_tokenizers
+    from sdxlkit.photomaker.prompt import _split, without_trigger
+    from sdxlkit.prompts.a1111 import BREAK
+    from sdxlkit.prompts.encode import parser
+    from sdxlkit.prompts.token_prompt import tokenized
+
+    def flat(items):
+        return [(token, item[1]) for item in items if item is not BREAK for token in item[0]]
+
+    for tokenizer in load_clip_tokenizers():
+        text_only = _split(tokenizer, tokenized(tokenizer, parser(weighting)(prompt)), 1).text_only
+        assert flat(tokenized(tokenizer, parser(weighting)(without_trigger(prompt)))) == flat(text_only)
+
+
+def test_the_refiner_encodes_the_prompt_without_the_trigger_word(pm, model, refiner_models, monkeypatch):
+    import sdxlkit.generate as generate_module
+    from sdxlkit.refiner import RefinerRequest
+
+    encoded = []
+    original = generate_module.prompt_embeds
+
+    def recording(components, gen, prompt, *args, **kwargs):
+        encoded.append((components.role, prompt))
+        return original(components, gen, prompt, *args, **kwargs)
+
+    monkeypatch.setattr(generate_module, "prompt_embeds", recording)
+    generate(model, _gen(pm, steps=4, refiner=RefinerRequest(refiner_models.single, 3)))
+    assert [prompt for role, prompt in encoded if role == "refiner"] == ["a photo of a man  wearing glasses"]

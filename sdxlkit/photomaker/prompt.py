@@ -9,6 +9,7 @@ or `imgur` are not (other tokens)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..errors import SdxlKitError
@@ -20,6 +21,8 @@ from ..prompts.encode import comma_backtrack, encode_prompts, parser
 from ..prompts.token_prompt import TokenPrompt, tokenized
 
 TRIGGER = "img"
+# the trigger as CLIP's tokenizer cuts it: a run of letters, whatever is not a letter beside it
+_TRIGGER_WORD = re.compile(rf"(?<![^\W\d_]){TRIGGER}(?![^\W\d_])", re.IGNORECASE)
 
 
 @dataclass
@@ -63,6 +66,12 @@ def _split(tokenizer, items: list, photos: int) -> IdentityItems:
     ids = text_only[cls_item][0]
     identity = _replace(text_only, cls_item, ids[:cls_j] + (cls_token,) * photos + ids[cls_j + 1:])
     return IdentityItems(text_only, identity, list(range(at - 1, at - 1 + photos)))
+
+
+def without_trigger(prompt: str) -> str:
+    """The prompt with its trigger word taken out, for a model with no identity to fill in (the refiner): the text
+    whose tokens are the text-only prompt's, the words around the trigger keeping theirs."""
+    return _TRIGGER_WORD.sub("", prompt, count=1)
 
 
 def trigger_error(tokenizer, prompt: str, weighting: str | None) -> str | None:
