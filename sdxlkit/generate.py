@@ -31,7 +31,7 @@ from .loading.residency import bringing, extras_device, using
 from .lora import apply_loras
 from .photomaker.part import IdentityPart, start_merge_step
 from .photomaker.prompt import IdentityEmbeds, without_trigger
-from .photomaker.request import PhotoMakerRequest, identity_embeds, photomaker_loras
+from .photomaker.request import PhotoMakerRequest, identity_embeds, identity_key, photomaker_loras
 from .prompts import encode_prompts
 from .refiner import RefinerRequest
 from .refiner.handoff import Refining, hand_off, load_refiner
@@ -232,19 +232,16 @@ def prompt_embeds(components: SDXLComponents, gen: Generation, prompt: str, nega
     empty negative is encoded "".
 
     Like ComfyUI, which does not run an unchanged CLIPTextEncode again, a model keeps the embeddings of its last
-    prompts: the same prompts, clip skip, weighting, textual inversions and LoRA set are not encoded twice (a
-    seed sweep, or the face detailer's prompt for every image, brings no text encoder back onto the GPU)."""
+    prompts: the same prompts, clip skip, weighting, textual inversions, LoRA set and PhotoMaker file and photos are
+    not encoded twice (a seed sweep, or the face detailer's prompt for every image, brings no text encoder back onto
+    the GPU)."""
     guidance = cfg > 1
     negative = negative_prompt if guidance else None
-    if photomaker is not None:  # runnable: never with embeddings
-        with using(components, "text_encoder", "text_encoder_2"):
-            return identity_embeds(components, photomaker, components.tokenizers(), components.text_encoders(),
-                                   prompt, negative, clip_skip=gen.clip_skip, weighting=gen.weighting,
-                                   guidance=guidance)
     key = (prompt, negative, gen.clip_skip, gen.weighting, guidance,
            tuple((file_key(path, "embedding"), weight) for path, weight in gen.embeddings),
-           _lora_set(components))
-    return components.embeds_cache.get_or_make(key, lambda: _encoded(components, gen, prompt, negative, guidance))
+           _lora_set(components), photomaker and identity_key(photomaker))
+    return components.embeds_cache.get_or_make(
+        key, lambda: _encoded(components, gen, prompt, negative, guidance, photomaker))
 
 
 def _lora_set(components: SDXLComponents) -> tuple:
@@ -253,7 +250,13 @@ def _lora_set(components: SDXLComponents) -> tuple:
     return tuple((key, weight) for key, (_, weight) in merged)
 
 
-def _encoded(components: SDXLComponents, gen: Generation, prompt: str, negative: str | None, guidance: bool):
+def _encoded(components: SDXLComponents, gen: Generation, prompt: str, negative: str | None, guidance: bool,
+             photomaker: PhotoMakerRequest | None):
+    if photomaker is not None:  # runnable: never with embeddings
+        with using(components, "text_encoder", "text_encoder_2"):
+            return identity_embeds(components, photomaker, components.tokenizers(), components.text_encoders(),
+                                   prompt, negative, clip_skip=gen.clip_skip, weighting=gen.weighting,
+                                   guidance=guidance)
     embeddings = PromptEmbeddings([(EMBEDDING_FILES.get(path), weight) for path, weight in gen.embeddings]) \
         if gen.embeddings else None
     with using(components, "text_encoder", "text_encoder_2"):

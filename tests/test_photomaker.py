@@ -482,3 +482,22 @@ def test_the_refiner_encodes_the_prompt_without_the_trigger_word(pm, model, refi
     monkeypatch.setattr(generate_module, "prompt_embeds", recording)
     generate(model, _gen(pm, steps=4, refiner=RefinerRequest(refiner_models.single, 3)))
     assert [prompt for role, prompt in encoded if role == "refiner"] == ["a photo of a man  wearing glasses"]
+
+
+def test_identity_embeddings_are_kept_like_any_prompts_for_the_same_file_and_photos(pm, model, monkeypatch):
+    """The face detailer encodes its prompt for every image: with PhotoMaker that ran the ID encoder each time."""
+    import sdxlkit.photomaker.prompt as prompt_module
+    from sdxlkit.generate import prompt_embeds
+
+    calls = []
+    original = prompt_module.encode_identity_prompts
+    monkeypatch.setattr(prompt_module, "encode_identity_prompts",
+                        lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    gen = _gen(pm)
+    model.embeds_cache.release()  # what earlier tests encoded
+    first = prompt_embeds(model, gen, PROMPT, "blurry", 5.0, PhotoMakerRequest(pm[2], photos(2), strength=50))
+    again = prompt_embeds(model, gen, PROMPT, "blurry", 5.0, PhotoMakerRequest(pm[2], photos(2), strength=30))
+    assert again is first and len(calls) == 1  # new Image objects of the same pixels; strength is not in them
+    other = prompt_embeds(model, gen, PROMPT, "blurry", 5.0, PhotoMakerRequest(pm[2], photos(1), strength=50))
+    assert other is not first and len(calls) == 2
+    assert prompt_embeds(model, gen, PROMPT, "blurry", 5.0) is not first  # no identity: the plain prompt's

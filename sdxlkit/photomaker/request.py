@@ -3,11 +3,13 @@ prompts' embeddings with the identity (generate.py)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
+from ..loading.lru import file_key
 from ..loading.residency import bringing, extras_device
 from ..lora import EmbeddedLora
 from .files import lora_weights
@@ -26,6 +28,12 @@ class PhotoMakerRequest:
 def photomaker_loras(request: PhotoMakerRequest | None) -> list:
     """PhotoMaker's UNet LoRA at weight 1.0, as the reference pipeline fuses it (beside the task's LoRAs)."""
     return [] if request is None else [(EmbeddedLora(request.path, lora_weights), 1.0)]
+
+
+def identity_key(request: PhotoMakerRequest) -> tuple:
+    """What the identity embeddings take from the request besides the prompts: the file and the photos' pixels."""
+    return (file_key(request.path, "PhotoMaker file"),
+            tuple((image.mode, image.size, hashlib.sha1(image.tobytes()).hexdigest()) for image in request.images))
 
 
 def identity_embeds(components, request: PhotoMakerRequest, tokenizers, encoders, prompt: str, negative: str | None,
