@@ -252,14 +252,13 @@ def _lora_set(components: SDXLComponents) -> tuple:
 
 def _encoded(components: SDXLComponents, gen: Generation, prompt: str, negative: str | None, guidance: bool,
              photomaker: PhotoMakerRequest | None):
-    if photomaker is not None:  # runnable: never with embeddings
-        with using(components, "text_encoder", "text_encoder_2"):
-            return identity_embeds(components, photomaker, components.tokenizers(), components.text_encoders(),
-                                   prompt, negative, clip_skip=gen.clip_skip, weighting=gen.weighting,
-                                   guidance=guidance)
     embeddings = PromptEmbeddings([(EMBEDDING_FILES.get(path), weight) for path, weight in gen.embeddings]) \
         if gen.embeddings else None
     with using(components, "text_encoder", "text_encoder_2"):
+        if photomaker is not None:  # runnable: never with embeddings
+            return identity_embeds(components, photomaker, components.tokenizers(), components.text_encoders(),
+                                   prompt, negative, clip_skip=gen.clip_skip, weighting=gen.weighting,
+                                   guidance=guidance)
         return encode_prompts(components.tokenizers(), components.text_encoders(), prompt, negative,
                               clip_skip=gen.clip_skip, weighting=gen.weighting, guidance=guidance,
                               zero_negative_when_empty=components.role != "refiner", embeddings=embeddings)
